@@ -1,0 +1,247 @@
+//! The `Os` port: everything the core needs from a kernel.
+//!
+//! Modelled on the smallest published port interfaces (NetBSD NVMM's `nvmm_os.h`, HAXM's
+//! `hax.h`) and grouped the same way: types, locks, memory, user memory, CPUs, preemption,
+//! threads, time, event notification, logging. Methods are named object-then-verb. Kernel
+//! objects are opaque associated types; the core never sees a kernel's own names.
+//!
+//! Contexts named in the docs:
+//! - *preemptible*: a normal thread context (an ioctl handler), which may sleep;
+//! - *atomic*: preemption or interrupts disabled; must not sleep;
+//! - *any CPU*: no assumption about which CPU runs the call.
+
+use core::fmt;
+use core::ops::DerefMut;
+
+use crate::errno::{Errno, KResult};
+
+/// The size of a page on every architecture kvmport serves (the KVM ABI's `PAGE_SIZE`).
+pub const PAGE_SIZE: usize = 4096;
+/// `log2(PAGE_SIZE)`.
+pub const PAGE_SHIFT: u32 = 12;
+
+/// An address in the calling process's user address space. Never dereferenced by the core:
+/// only [`Os::user_copy_in`] and [`Os::user_copy_out`] touch user memory.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UserAddr(pub u64);
+
+impl UserAddr {
+    /// The null user pointer.
+    pub const NULL: UserAddr = UserAddr(0);
+
+    /// This address plus `off` bytes, or `EFAULT` on overflow.
+    pub fn offset(self, off: u64) -> KResult<UserAddr> {
+        self.0.checked_add(off).map(UserAddr).ok_or(Errno::EFAULT)
+    }
+
+    /// Whether this is the null pointer.
+    pub fn is_null(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Debug for UserAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UVA:{:#x}", self.0)
+    }
+}
+
+/// A lock supplied by the OS. The core only ever takes it through [`Lock::lock`] and holds the
+/// guard for a bounded section.
+pub trait Lock<T>: Send + Sync + Sized {
+    /// The guard; dropping it releases the lock.
+    type Guard<'a>: DerefMut<Target = T>
+    where
+        Self: 'a;
+
+    /// Creates a lock around `value`. May allocate (kernel locks that must not move live out
+    /// of line), hence fallible. Preemptible context.
+    fn new(value: T) -> KResult<Self>;
+
+    /// Takes the lock, waiting as long as needed. A sleeping lock may only be taken in a
+    /// preemptible context; a spin lock may be taken anywhere and disables preemption while
+    /// held.
+    fn lock(&self) -> Self::Guard<'_>;
+}
+
+/// A zeroed, physically contiguous, page-aligned page of kernel memory owned by the core.
+/// Freed when dropped. User space may map it (the `kvm_run` page), so its contents can change
+/// at any time: the core reads and writes it only through these copying methods and treats
+/// every value read as hostile.
+pub trait Page: Send + Sync {
+    /// The page's physical address (page aligned).
+    fn pa(&self) -> u64;
+    /// Copies `buf.len()` bytes starting at byte `off` of the page into `buf`. Returns `false`
+    /// (copying nothing) when the range is not inside the page. Any context.
+    fn read(&self, off: usize, buf: &mut [u8]) -> bool;
+    /// Copies `buf` into the page at byte `off`. Returns `false` (copying nothing) when the
+    /// range is not inside the page. Any context.
+    fn write(&self, off: usize, buf: &[u8]) -> bool;
+}
+
+/// A page of user memory that has been resolved and is held (pinned) so that its physical
+/// address stays valid until this value is dropped.
+pub trait HeldPage: Send + Sync {
+    /// The physical address of the held page.
+    fn pa(&self) -> u64;
+    /// Whether the page was resolved for writing.
+    fn writable(&self) -> bool;
+}
+
+/// A queue a halted vCPU thread sleeps on until another thread wakes it.
+pub trait WaitQueue: Send + Sync + Sized {
+    /// A new, empty queue. Preemptible context.
+    fn new() -> KResult<Self>;
+    /// Sleeps until `done()` is true, re-checking it after every wake-up. Returns `EINTR`
+    /// if a signal arrives first. Preemptible context.
+    fn wait_until(&self, done: &dyn Fn() -> bool) -> KResult<()>;
+    /// Wakes every sleeper. Any context, including atomic.
+    fn wake_all(&self);
+}
+
+/// A reference to an eventfd (or the OS's equivalent) taken from a user file descriptor.
+pub trait EventFd: Send + Sync {
+    /// Adds one to the counter and wakes its readers. Any context, including atomic.
+    fn signal(&self);
+    /// Whether two references name the same underlying eventfd.
+    fn same(&self, other: &Self) -> bool;
+}
+
+/// Importance of a log message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Something is wrong with the host or the module.
+    Error,
+    /// Something unusual that a guest or user may have caused.
+    Warn,
+    /// Normal operation (load, unload, backend chosen).
+    Info,
+    /// Detail for developers.
+    Debug,
+}
+
+/// An opaque signal mask in the form the OS uses for `KVM_SET_SIGNAL_MASK` (the ABI carries
+/// eight bytes on every architecture kvmport serves).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct SigMask(pub [u8; 8]);
+
+/// Everything the core needs from a kernel. One value of the implementing type lives for the
+/// lifetime of the module; methods take `&self` and may be called from several threads at
+/// once.
+pub trait Os: Send + Sync + Sized + 'static {
+    // ----- Types -----
+
+    /// A sleeping lock (a kernel mutex).
+    type Mutex<T: Send>: Lock<T>;
+    /// A spin lock, usable in atomic context.
+    type SpinLock<T: Send>: Lock<T>;
+    /// A page of kernel memory.
+    type Page: Page;
+    /// A held page of user memory.
+    type HeldPage: HeldPage;
+    /// A queue for sleeping vCPU threads.
+    type WaitQueue: WaitQueue;
+    /// A referenced eventfd.
+    type EventFd: EventFd;
+
+    // ----- Memory -----
+
+    /// Allocates one zeroed page, or `ENOMEM`. Preemptible context.
+    fn page_zalloc(&self) -> KResult<Self::Page>;
+
+    // ----- User memory -----
+
+    /// Whether `[addr, addr + len)` lies wholly inside the user part of the address space
+    /// (Linux's `access_ok`): no overflow, below the user/kernel split. Says nothing about
+    /// whether the memory is mapped. Any context.
+    fn user_range_ok(&self, addr: UserAddr, len: u64) -> bool;
+
+    /// Copies `dst.len()` bytes from user memory at `src` into `dst`. Fails with `EFAULT` if
+    /// any byte is not readable (then `dst` may be partly written). Preemptible context of the
+    /// process that owns the memory.
+    fn user_copy_in(&self, dst: &mut [u8], src: UserAddr) -> KResult<()>;
+
+    /// Copies `src` to user memory at `dst`. Fails with `EFAULT` if any byte is not writable.
+    /// Preemptible context of the process that owns the memory.
+    fn user_copy_out(&self, dst: UserAddr, src: &[u8]) -> KResult<()>;
+
+    /// Resolves the user page containing `addr` (faulting it in if needed) and holds it so its
+    /// physical address stays valid until the returned value is dropped. `EFAULT` if there is
+    /// no such mapping or it lacks the access asked for. Preemptible context of the owning
+    /// process. When user space later unmaps or changes the mapping, the glue must tell the
+    /// core (see `Vm::user_range_invalidated`, a later issue) before the page is reused.
+    fn user_page_hold(&self, addr: UserAddr, write: bool) -> KResult<Self::HeldPage>;
+
+    // ----- CPUs -----
+
+    /// The CPU the caller runs on. Meaningful only with preemption disabled. Any context.
+    fn cpu_current(&self) -> u32;
+    /// The number of possible CPUs; CPU numbers are below it. Any context.
+    fn cpu_count(&self) -> u32;
+    /// Runs `f(cpu)` on every online CPU, each call with preemption disabled on that CPU, and
+    /// returns the first error. Preemptible context.
+    fn cpu_call_all(&self, f: &(dyn Fn(u32) -> KResult<()> + Sync)) -> KResult<()>;
+    /// Interrupts `cpu` (an IPI) so that a guest running there exits to the host. Does
+    /// nothing if `cpu` is the caller's. Any context.
+    fn cpu_kick(&self, cpu: u32);
+
+    // ----- Preemption -----
+
+    /// Disables preemption (nests). Any context.
+    fn preempt_disable(&self);
+    /// Re-enables preemption after [`Os::preempt_disable`]. Any context.
+    fn preempt_enable(&self);
+
+    // ----- The calling thread -----
+
+    /// Whether a signal is pending for the calling thread. Any context.
+    fn thread_signal_pending(&self) -> bool;
+    /// Whether the scheduler wants the CPU back. Any context.
+    fn thread_resched_needed(&self) -> bool;
+    /// Gives the CPU to the scheduler if it wants it. Preemptible context.
+    fn thread_resched(&self);
+    /// Installs `mask` as the calling thread's blocked-signal mask and returns the previous
+    /// one (used around guest execution for `KVM_SET_SIGNAL_MASK`). Preemptible context.
+    fn thread_sigmask_swap(&self, mask: SigMask) -> SigMask;
+    /// An identifier of the calling process, to refuse use of a VM from another process
+    /// (Linux returns `EIO`). Any context.
+    fn process_id(&self) -> u64;
+
+    // ----- Time -----
+
+    /// Monotonic time in nanoseconds. Any context.
+    fn time_monotonic_ns(&self) -> u64;
+    /// The host TSC frequency in kHz (0 if unknown). Any context.
+    fn tsc_khz(&self) -> u64;
+
+    // ----- Event notification -----
+
+    /// Takes a reference to the eventfd behind the caller's file descriptor `fd`: `EBADF` if
+    /// `fd` is not open, `EINVAL` if it is not an eventfd. Preemptible context.
+    fn eventfd_get(&self, fd: i32) -> KResult<Self::EventFd>;
+
+    // ----- Logging -----
+
+    /// Writes a message to the kernel log. Any context.
+    fn log(&self, level: LogLevel, args: fmt::Arguments<'_>);
+}
+
+/// Disables preemption for as long as the guard lives.
+#[must_use]
+pub struct PreemptGuard<'a, O: Os> {
+    os: &'a O,
+}
+
+impl<'a, O: Os> PreemptGuard<'a, O> {
+    /// Disables preemption until the guard is dropped.
+    pub fn new(os: &'a O) -> Self {
+        os.preempt_disable();
+        PreemptGuard { os }
+    }
+}
+
+impl<O: Os> Drop for PreemptGuard<'_, O> {
+    fn drop(&mut self) {
+        self.os.preempt_enable();
+    }
+}

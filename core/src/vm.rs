@@ -1,0 +1,294 @@
+//! The VM object behind a VM fd: memslots, vCPU creation, dirty logging, `KVM_ENABLE_CAP`
+//! and the I/O-event bus.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::abi::cap::Cap;
+use crate::abi::ioctl::{
+    KVM_CHECK_EXTENSION, KVM_CLEAR_DIRTY_LOG, KVM_CREATE_VCPU, KVM_ENABLE_CAP, KVM_GET_DIRTY_LOG,
+    KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION, KVM_SET_USER_MEMORY_REGION2,
+};
+use crate::abi::{
+    KVM_DIRTY_LOG_INITIALLY_SET, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, KvmClearDirtyLog,
+    KvmDirtyLog, KvmEnableCap, KvmIoeventfd, KvmUserspaceMemoryRegion, KvmUserspaceMemoryRegion2,
+};
+use crate::arch::Arch;
+use crate::errno::{Errno, KResult};
+use crate::ioevent::{Bus, IoBus, Request};
+use crate::kalloc::{KArc, vec_filled, vec_push};
+use crate::memslot::{DIRTY_LOG_MANUAL_CAPS, Gfn, Memslots, Region};
+use crate::os::{Lock, Os, UserAddr};
+use crate::system::{Outcome, System};
+use crate::user;
+use crate::vcpu::{Vcpu, VcpuFile};
+use crate::{ArchVm, Mutex, Platform};
+
+/// What a backend may know about the generic side of a VM when handling its commands.
+#[derive(Clone, Copy, Debug)]
+pub struct VmInfo {
+    /// vCPUs created so far (some commands are refused once there are any).
+    pub created_vcpus: u32,
+}
+
+struct VcpuTable<P: Platform> {
+    vcpus: Vec<KArc<Vcpu<P>>>,
+}
+
+/// A virtual machine.
+pub struct Vm<P: Platform> {
+    sys: KArc<System<P>>,
+    arch: ArchVm<P>,
+    owner: u64,
+    slots: Mutex<P, Memslots>,
+    vcpus: Mutex<P, VcpuTable<P>>,
+    iobus: Mutex<P, IoBus<<P::Os as Os>::EventFd>>,
+    dirty_manual: AtomicU64,
+}
+
+impl<P: Platform> Vm<P> {
+    /// `KVM_CREATE_VM` of type `vm_type`.
+    pub(crate) fn create(sys: &KArc<System<P>>, vm_type: u64) -> KResult<KArc<Self>> {
+        let os = sys.os();
+        let arch = sys.arch().vm_create(os, vm_type)?;
+        let vm = Vm {
+            sys: sys.try_clone()?,
+            arch,
+            owner: os.process_id(),
+            slots: Lock::new(Memslots::new(sys.limits().slots)?)?,
+            vcpus: Lock::new(VcpuTable { vcpus: Vec::new() })?,
+            iobus: Lock::new(IoBus::default())?,
+            dirty_manual: AtomicU64::new(0),
+        };
+        KArc::try_new(vm)
+    }
+
+    /// The system this VM belongs to.
+    pub fn system(&self) -> &KArc<System<P>> {
+        &self.sys
+    }
+
+    /// The backend's state of this VM.
+    pub fn arch_state(&self) -> &ArchVm<P> {
+        &self.arch
+    }
+
+    pub(crate) fn os(&self) -> &P::Os {
+        self.sys.os()
+    }
+
+    pub(crate) fn archi(&self) -> &P::Arch {
+        self.sys.arch()
+    }
+
+    pub(crate) fn slots(&self) -> &Mutex<P, Memslots> {
+        &self.slots
+    }
+
+    pub(crate) fn iobus_write(&self, bus: Bus, addr: u64, data: &[u8]) -> bool {
+        let iobus = self.iobus.lock();
+        !iobus.is_empty() && iobus.write(bus, addr, data)
+    }
+
+    /// `EIO` unless called from the process that created the VM (Linux refuses use of a VM
+    /// fd inherited across `fork`).
+    pub(crate) fn check_owner(&self) -> KResult<()> {
+        if self.os().process_id() == self.owner {
+            Ok(())
+        } else {
+            Err(Errno::EIO)
+        }
+    }
+
+    /// Number of vCPUs created.
+    pub fn vcpu_count(&self) -> usize {
+        self.vcpus.lock().vcpus.len()
+    }
+
+    /// The vCPU with ABI id `id`, if created.
+    pub fn vcpu(&self, id: u32) -> Option<KArc<Vcpu<P>>> {
+        let table = self.vcpus.lock();
+        table
+            .vcpus
+            .iter()
+            .find(|v| v.id() == id)
+            .and_then(|v| v.try_clone().ok())
+    }
+
+    /// Dispatches a command on a VM fd. Unknown commands get `ENOTTY`, as on Linux.
+    pub fn ioctl(this: &KArc<Self>, cmd: u32, arg: u64) -> KResult<Outcome<P>> {
+        this.check_owner()?;
+        let os = this.os();
+        let value = match cmd {
+            KVM_CREATE_VCPU => return Self::create_vcpu(this, arg).map(Outcome::Vcpu),
+            KVM_CHECK_EXTENSION => this.sys.check_extension(arg, Some(this)),
+            KVM_SET_USER_MEMORY_REGION => {
+                let r: KvmUserspaceMemoryRegion = user::read(os, UserAddr(arg))?;
+                this.set_memory_region(&Region {
+                    slot: r.slot,
+                    flags: r.flags,
+                    guest_phys_addr: r.guest_phys_addr,
+                    memory_size: r.memory_size,
+                    userspace_addr: r.userspace_addr,
+                })?;
+                0
+            }
+            KVM_SET_USER_MEMORY_REGION2 => {
+                let r: KvmUserspaceMemoryRegion2 = user::read(os, UserAddr(arg))?;
+                this.set_memory_region(&Region {
+                    slot: r.slot,
+                    flags: r.flags,
+                    guest_phys_addr: r.guest_phys_addr,
+                    memory_size: r.memory_size,
+                    userspace_addr: r.userspace_addr,
+                })?;
+                0
+            }
+            KVM_GET_DIRTY_LOG => {
+                let log: KvmDirtyLog = user::read(os, UserAddr(arg))?;
+                this.get_dirty_log(&log)?;
+                0
+            }
+            KVM_CLEAR_DIRTY_LOG => {
+                let log: KvmClearDirtyLog = user::read(os, UserAddr(arg))?;
+                this.clear_dirty_log(&log)?;
+                0
+            }
+            KVM_ENABLE_CAP => {
+                let cap: KvmEnableCap = user::read(os, UserAddr(arg))?;
+                this.enable_cap(&cap)?;
+                0
+            }
+            KVM_IOEVENTFD => {
+                let a: KvmIoeventfd = user::read(os, UserAddr(arg))?;
+                this.ioeventfd(&a)?;
+                0
+            }
+            _ => {
+                let info = VmInfo {
+                    created_vcpus: this.vcpu_count() as u32,
+                };
+                match this.archi().vm_ioctl(os, &this.arch, &info, cmd, arg) {
+                    Some(r) => r?,
+                    None => return Err(Errno::ENOTTY),
+                }
+            }
+        };
+        Ok(Outcome::Value(value))
+    }
+
+    fn create_vcpu(this: &KArc<Self>, id: u64) -> KResult<KArc<VcpuFile<P>>> {
+        let limits = this.sys.limits();
+        if id >= u64::from(limits.max_vcpu_ids) {
+            return Err(Errno::EINVAL);
+        }
+        // CAST: id < max_vcpu_ids, a u32.
+        let id = id as u32;
+        let mut table = this.vcpus.lock();
+        if table.vcpus.len() >= limits.max_vcpus as usize {
+            return Err(Errno::EINVAL);
+        }
+        let vcpu = Vcpu::create(this, id)?;
+        if table.vcpus.iter().any(|v| v.id() == id) {
+            return Err(Errno::EEXIST);
+        }
+        let file = KArc::try_new(VcpuFile::new(this.try_clone()?, vcpu.try_clone()?))?;
+        vec_push(&mut table.vcpus, vcpu)?;
+        Ok(file)
+    }
+
+    /// `KVM_SET_USER_MEMORY_REGION`: validate and apply, then tell the backend.
+    pub fn set_memory_region(&self, r: &Region) -> KResult<()> {
+        let os = self.os();
+        let initially_set =
+            self.dirty_manual.load(Ordering::Relaxed) & KVM_DIRTY_LOG_INITIALLY_SET != 0;
+        let mut slots = self.slots.lock();
+        let change = slots.set(r, |a, l| os.user_range_ok(a, l), initially_set)?;
+        self.archi().vm_slots_changed(os, &self.arch, change);
+        Ok(())
+    }
+
+    fn manual_protect(&self) -> bool {
+        self.dirty_manual.load(Ordering::Relaxed) & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE != 0
+    }
+
+    fn get_dirty_log(&self, log: &KvmDirtyLog) -> KResult<()> {
+        let os = self.os();
+        let slots = self.slots.lock();
+        let slot = slots.dirty_slot(log.slot)?;
+        let clear = !self.manual_protect();
+        let mut words = Vec::new();
+        slot.dirty_snapshot(&mut words, clear)?;
+        if clear && words.iter().any(|w| *w != 0) {
+            let as_id = (log.slot >> 16) as u16;
+            self.archi()
+                .vm_dirty_rearm(os, &self.arch, as_id, slot.base(), slot.npages());
+        }
+        user::write_array(os, UserAddr(log.dirty_bitmap), &words)
+    }
+
+    fn clear_dirty_log(&self, log: &KvmClearDirtyLog) -> KResult<()> {
+        let os = self.os();
+        let slots = self.slots.lock();
+        let limits = slots.limits();
+        let (as_id, id) = ((log.slot >> 16) as u16, (log.slot & 0xffff) as u16);
+        if as_id >= limits.address_spaces || id >= limits.slots {
+            return Err(Errno::EINVAL);
+        }
+        if log.first_page % 64 != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let slot = slots.dirty_slot(log.slot)?;
+        let npages = slot.npages();
+        let num = u64::from(log.num_pages);
+        if log.first_page > npages
+            || num > npages - log.first_page
+            || (num < npages - log.first_page && num % 64 != 0)
+        {
+            return Err(Errno::EINVAL);
+        }
+        // CAST: num <= npages < 2^31.
+        let mut mask: Vec<u64> = vec_filled(num.div_ceil(64) as usize, 0)?;
+        os.user_copy_in(
+            zerocopy::IntoBytes::as_mut_bytes(mask.as_mut_slice()),
+            UserAddr(log.dirty_bitmap),
+        )?;
+        // Bits past `num_pages` in the last word are not the caller's to clear.
+        if num % 64 != 0 {
+            if let Some(last) = mask.last_mut() {
+                *last &= (1u64 << (num % 64)) - 1;
+            }
+        }
+        slot.dirty_clear(log.first_page, &mask)?;
+        if mask.iter().any(|w| *w != 0) {
+            let first = Gfn(slot.base().0 + log.first_page);
+            self.archi()
+                .vm_dirty_rearm(os, &self.arch, as_id, first, num);
+        }
+        Ok(())
+    }
+
+    fn enable_cap(&self, cap: &KvmEnableCap) -> KResult<()> {
+        if cap.cap == Cap::ManualDirtyLogProtect2.raw() {
+            let allowed = DIRTY_LOG_MANUAL_CAPS;
+            let arg0 = cap.args[0];
+            if cap.flags != 0 || arg0 & !allowed != 0 {
+                return Err(Errno::EINVAL);
+            }
+            self.dirty_manual.store(arg0, Ordering::Relaxed);
+            return Ok(());
+        }
+        self.archi().vm_enable_cap(self.os(), &self.arch, cap)
+    }
+
+    fn ioeventfd(&self, a: &KvmIoeventfd) -> KResult<()> {
+        let req = Request::parse(a)?;
+        let efd = self.os().eventfd_get(req.fd)?;
+        let mut bus = self.iobus.lock();
+        if req.deassign {
+            bus.deassign(&req, &efd)
+        } else {
+            bus.assign(&req, efd)
+        }
+    }
+}

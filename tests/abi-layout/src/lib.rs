@@ -1,0 +1,1 @@
+//! ABI layout checks (tests only).

@@ -1,0 +1,151 @@
+//! kvmport's developer harness: `cargo xtask <command>`.
+//!
+//! Commands:
+//! - `setup`: installs what the build and tests need (rustup targets and components, Debian
+//!   packages) when missing.
+//! - `build-targets`: builds every kernel-side crate for the target it runs on.
+//! - `test`: the README's test command: format and lint checks, the host tests (including the
+//!   ABI layout check against this machine's `<linux/kvm.h>`), and `build-targets`.
+
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Kernel-side crates and the targets each must build for.
+const KERNEL_BUILDS: &[(&str, &str)] = &[
+    ("kvmport-core", "x86_64-unknown-none"),
+    ("kvmport-core", "aarch64-unknown-none-softfloat"),
+    ("kvmport-core", "powerpc64le-unknown-linux-gnu"),
+    ("kvmport-core", "s390x-unknown-linux-gnu"),
+    ("kvmport-arch-x86", "x86_64-unknown-none"),
+    ("kvmport-arch-arm64", "aarch64-unknown-none-softfloat"),
+    ("kvmport-arch-ppc", "powerpc64le-unknown-linux-gnu"),
+    ("kvmport-arch-s390x", "s390x-unknown-linux-gnu"),
+    ("kvmport-os-linux", "x86_64-unknown-none"),
+    ("kvmport-os-freebsd", "x86_64-unknown-none"),
+    ("kvmport-os-illumos", "x86_64-unknown-none"),
+];
+
+/// Debian packages the tests need: libclang for bindgen in the ABI layout check.
+const APT_PACKAGES: &[&str] = &["libclang-dev", "clang"];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(),
+        Some("build-targets") => build_targets(),
+        Some("test") => test(),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|build-targets|test>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+/// Runs a step, printing its name before and its duration after.
+fn step(name: &str, f: impl FnOnce() -> Result) -> Result {
+    eprintln!("==> {name}");
+    let t = Instant::now();
+    let r = f();
+    let secs = t.elapsed().as_secs_f64();
+    match &r {
+        Ok(()) => eprintln!("<== {name}: ok ({secs:.1} s)"),
+        Err(e) => eprintln!("<== {name}: FAILED ({secs:.1} s): {e}"),
+    }
+    r
+}
+
+fn run(cmd: &mut Command) -> Result {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().map_err(|e| format!("{shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} exited with {status}"))
+    }
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn setup() -> Result {
+    step("rustup targets and components", || {
+        let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
+        let missing: Vec<&str> = KERNEL_BUILDS
+            .iter()
+            .map(|(_, t)| *t)
+            .filter(|t| !installed.lines().any(|l| l.trim() == *t))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !missing.is_empty() {
+            run(Command::new("rustup")
+                .args(["target", "add"])
+                .args(&missing))?;
+        }
+        run(Command::new("rustup").args(["component", "add", "rustfmt", "clippy"]))
+    })?;
+    step("Debian packages", || {
+        let have = |p: &str| {
+            Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        };
+        let missing: Vec<&str> = APT_PACKAGES.iter().copied().filter(|p| !have(p)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        eprintln!("installing {missing:?} with apt-get");
+        run(Command::new("apt-get").arg("update").arg("-q"))?;
+        run(Command::new("apt-get")
+            .args(["install", "-y", "-q", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    })
+}
+
+fn build_targets() -> Result {
+    for (krate, target) in KERNEL_BUILDS {
+        step(&format!("build {krate} for {target}"), || {
+            run(cargo().args(["build", "--quiet", "-p", krate, "--target", target]))
+        })?;
+    }
+    Ok(())
+}
+
+fn test() -> Result {
+    setup()?;
+    step("cargo fmt --check", || {
+        run(cargo().args(["fmt", "--all", "--check"]))
+    })?;
+    step("cargo clippy", || {
+        run(cargo().args([
+            "clippy",
+            "--quiet",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    step("cargo test (host)", || {
+        run(cargo().args(["test", "--workspace"]))
+    })?;
+    build_targets()
+}
