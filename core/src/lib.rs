@@ -22,6 +22,7 @@ extern crate std;
 pub mod abi;
 pub mod arch;
 pub mod errno;
+pub mod fam;
 pub mod ioevent;
 pub mod kalloc;
 pub mod memslot;

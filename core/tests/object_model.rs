@@ -9,7 +9,9 @@ use common::{CountingEventFd, Host, SYS_FD, Seen, Step};
 use kvmport_core::Errno;
 use kvmport_core::abi::cap::Cap;
 use kvmport_core::abi::ioctl::*;
-use kvmport_core::abi::x86::{KvmFpu, KvmRegs, KvmSregs};
+use kvmport_core::abi::x86::{
+    KvmCpuid2, KvmCpuidEntry2, KvmFpu, KvmMsrEntry, KvmMsrList, KvmMsrs, KvmRegs, KvmSregs,
+};
 use kvmport_core::abi::*;
 use kvmport_core::arch::{Completion, Exit};
 use kvmport_core::memslot::{Gfn, Gpa, SlotChange, SlotId};
@@ -119,6 +121,53 @@ fn backend_enabled_on_every_cpu_for_the_systems_lifetime() {
             .iter()
             .any(|l| l.contains("backend scripted disabled"))
     );
+}
+
+#[test]
+fn msr_index_list_writes_the_count_back_on_e2big() {
+    let mut h = Host::new();
+    for cap in [0u32, 1, 2] {
+        let p = h.alloc(4 + 4 * 8, 8);
+        h.write(p, &cap.to_le_bytes());
+        assert_eq!(
+            h.ioctl(SYS_FD, KVM_GET_MSR_INDEX_LIST, p),
+            Err(Errno::E2BIG)
+        );
+        assert_eq!(h.get::<KvmMsrList>(p).nmsrs, 3);
+        assert_eq!(h.get::<u32>(p + 4), 0, "entries untouched");
+    }
+    let p = h.alloc(4 + 4 * 8, 8);
+    h.write(p, &8u32.to_le_bytes());
+    assert_eq!(h.ioctl(SYS_FD, KVM_GET_MSR_INDEX_LIST, p), Ok(0));
+    assert_eq!(h.get::<[u32; 4]>(p), [3, 0x174, 0x175, 0x176]);
+    assert_eq!(
+        h.ioctl(SYS_FD, KVM_GET_MSR_INDEX_LIST, 0),
+        Err(Errno::EFAULT)
+    );
+    assert_eq!(
+        h.ioctl(SYS_FD, KVM_GET_MSR_INDEX_LIST, WILD),
+        Err(Errno::EFAULT)
+    );
+}
+
+#[test]
+fn supported_cpuid_keeps_the_count_on_e2big() {
+    let mut h = Host::new();
+    let size = 8 + 2 * std::mem::size_of::<KvmCpuidEntry2>();
+    for cap in [0u32, 1] {
+        let p = h.alloc(size, 8);
+        h.write(p, &cap.to_le_bytes());
+        assert_eq!(
+            h.ioctl(SYS_FD, KVM_GET_SUPPORTED_CPUID, p),
+            Err(Errno::E2BIG)
+        );
+        assert_eq!(h.get::<KvmCpuid2>(p).nent, cap);
+    }
+    let p = h.alloc(size, 8);
+    h.write(p, &256u32.to_le_bytes());
+    assert_eq!(h.ioctl(SYS_FD, KVM_GET_SUPPORTED_CPUID, p), Ok(0));
+    assert_eq!(h.get::<KvmCpuid2>(p).nent, 2);
+    assert_eq!(h.get::<KvmCpuidEntry2>(p + 8 + 40).eax, 0x00a0_0f11);
 }
 
 // ------------------------------------------------------------------ VM fd
@@ -597,6 +646,66 @@ fn register_classes_round_trip_and_validate() {
         mp_state: KVM_MP_STATE_HALTED,
     });
     assert_eq!(h.ioctl(vcpu, KVM_SET_MP_STATE, halted), Err(Errno::EINVAL));
+}
+
+#[test]
+fn cpuid_and_msr_lists_on_the_vcpu() {
+    let mut h = Host::new();
+    let (_, vcpu) = h.vm_and_vcpu();
+    // SET_CPUID2: 257 entries is E2BIG before any entry is read; 256 is accepted.
+    let big = h.alloc(8, 8);
+    h.write(big, &257u32.to_le_bytes());
+    assert_eq!(h.ioctl(vcpu, KVM_SET_CPUID2, big), Err(Errno::E2BIG));
+    let entry = std::mem::size_of::<KvmCpuidEntry2>();
+    let full = h.alloc(8 + 256 * entry, 8);
+    h.write(full, &256u32.to_le_bytes());
+    assert_eq!(h.ioctl(vcpu, KVM_SET_CPUID2, full), Ok(0));
+    let two = h.alloc(8 + 2 * entry, 8);
+    h.write(two, &2u32.to_le_bytes());
+    h.write(two + 8 + 8, &7u32.to_le_bytes());
+    assert_eq!(h.ioctl(vcpu, KVM_SET_CPUID2, two), Ok(0));
+    // GET_CPUID2 with room for one of two: E2BIG and nent untouched.
+    let out = h.alloc(8 + 2 * entry, 8);
+    h.write(out, &1u32.to_le_bytes());
+    assert_eq!(h.ioctl(vcpu, KVM_GET_CPUID2, out), Err(Errno::E2BIG));
+    assert_eq!(h.get::<KvmCpuid2>(out).nent, 1);
+    h.write(out, &2u32.to_le_bytes());
+    assert_eq!(h.ioctl(vcpu, KVM_GET_CPUID2, out), Ok(0));
+    assert_eq!(h.get::<KvmCpuidEntry2>(out + 8).flags, 7);
+
+    // MSRs: 256 is E2BIG; the return value counts entries done up to the first unknown MSR.
+    let msrs = |h: &mut Host, list: &[(u32, u64)]| {
+        let p = h.alloc(8 + 16 * list.len().max(1), 8);
+        h.write(p, &(list.len() as u32).to_le_bytes());
+        for (i, (index, data)) in list.iter().enumerate() {
+            let e = KvmMsrEntry {
+                index: *index,
+                reserved: 0,
+                data: *data,
+            };
+            h.write(p + 8 + 16 * i as u64, zerocopy::IntoBytes::as_bytes(&e));
+        }
+        p
+    };
+    let p = msrs(&mut h, &[]);
+    h.write(p, &256u32.to_le_bytes());
+    assert_eq!(h.ioctl(vcpu, KVM_SET_MSRS, p), Err(Errno::E2BIG));
+    assert_eq!(h.ioctl(vcpu, KVM_GET_MSRS, p), Err(Errno::E2BIG));
+    assert_eq!(h.get::<KvmMsrs>(p).nmsrs, 256);
+    let p = msrs(
+        &mut h,
+        &[(0x174, 0x10), (0x175, 0x20), (0x1234_5678, 1), (0x176, 3)],
+    );
+    assert_eq!(h.ioctl(vcpu, KVM_SET_MSRS, p), Ok(2));
+    let p = msrs(&mut h, &[(0x175, 0), (0x174, 0), (0x176, 0)]);
+    assert_eq!(h.ioctl(vcpu, KVM_GET_MSRS, p), Ok(3));
+    let got: [KvmMsrEntry; 3] = h.get(p + 8);
+    assert_eq!([got[0].data, got[1].data, got[2].data], [0x20, 0x10, 0]);
+    assert_eq!(h.ioctl(vcpu, KVM_GET_MSRS, 0), Err(Errno::EFAULT));
+    // A header whose entries run past the end of user memory faults.
+    let end = h.alloc_at_end(8 + entry);
+    h.write(end, &2u32.to_le_bytes());
+    assert_eq!(h.ioctl(vcpu, KVM_SET_CPUID2, end), Err(Errno::EFAULT));
 }
 
 #[test]

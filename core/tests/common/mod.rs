@@ -8,9 +8,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kvmport_core::abi::KVM_MP_STATE_RUNNABLE;
-use kvmport_core::abi::ioctl::{KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_TSS_ADDR};
+use kvmport_core::abi::ioctl::{
+    KVM_GET_CPUID2, KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2,
+    KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_MSRS, KVM_SET_TSS_ADDR,
+};
+use kvmport_core::abi::x86::{KvmCpuid2, KvmCpuidEntry2, KvmMsrEntry, KvmMsrList, KvmMsrs};
 use kvmport_core::abi::x86::{KvmFpu, KvmRegs, KvmSregs};
 use kvmport_core::arch::{ArchLimits, Completion, Exit, GuestPage, RunCtx};
+use kvmport_core::fam::{self, TooSmall};
 use kvmport_core::memslot::{Gfn, SlotChange, SlotLimits};
 use kvmport_core::os::{
     EventFd, HeldPage, Lock, LogLevel, PAGE_SIZE, Page, SigMask, UserAddr, WaitQueue,
@@ -333,6 +338,19 @@ pub struct ScriptedVcpu {
     pub sregs: KvmSregs,
     pub fpu: KvmFpu,
     pub mp_state: u32,
+    pub cpuid: Vec<KvmCpuidEntry2>,
+    pub msrs: HashMap<u32, u64>,
+}
+
+/// The MSRs the scripted backend pretends to support.
+pub const SUPPORTED_MSRS: [u32; 3] = [0x174, 0x175, 0x176];
+
+pub fn cpuid_leaf(function: u32, eax: u32) -> KvmCpuidEntry2 {
+    KvmCpuidEntry2 {
+        function,
+        eax,
+        ..Default::default()
+    }
 }
 
 impl ScriptedArch {
@@ -391,8 +409,19 @@ impl Arch<HostedOs> for ScriptedArch {
         // The backend owns KVM_CAP_HLT (1).
         (cap == 1).then_some(1)
     }
-    fn system_ioctl(&self, _os: &HostedOs, _cmd: u32, _arg: u64) -> Option<KResult<i64>> {
-        None
+    fn system_ioctl(&self, os: &HostedOs, cmd: u32, arg: u64) -> Option<KResult<i64>> {
+        let addr = UserAddr(arg);
+        match cmd {
+            KVM_GET_MSR_INDEX_LIST => Some(
+                fam::write::<_, KvmMsrList>(os, addr, &SUPPORTED_MSRS, TooSmall::WriteCount)
+                    .map(|()| 0),
+            ),
+            KVM_GET_SUPPORTED_CPUID => {
+                let leaves = [cpuid_leaf(0, 0xd), cpuid_leaf(1, 0x00a0_0f11)];
+                Some(fam::write::<_, KvmCpuid2>(os, addr, &leaves, TooSmall::KeepCount).map(|()| 0))
+            }
+            _ => None,
+        }
     }
     fn vm_create(&self, _os: &HostedOs, vm_type: u64) -> KResult<()> {
         if vm_type == 0 {
@@ -438,6 +467,8 @@ impl Arch<HostedOs> for ScriptedArch {
             sregs: KvmSregs::default(),
             fpu: KvmFpu::default(),
             mp_state: KVM_MP_STATE_RUNNABLE,
+            cpuid: Vec::new(),
+            msrs: HashMap::new(),
         })
     }
     fn vcpu_get_regs(&self, v: &ScriptedVcpu) -> KResult<KvmRegs> {
@@ -479,13 +510,46 @@ impl Arch<HostedOs> for ScriptedArch {
     }
     fn vcpu_ioctl(
         &self,
-        _: &HostedOs,
+        os: &HostedOs,
         _: &(),
-        _: &mut ScriptedVcpu,
-        _: u32,
-        _: u64,
+        v: &mut ScriptedVcpu,
+        cmd: u32,
+        arg: u64,
     ) -> Option<KResult<i64>> {
-        None
+        let addr = UserAddr(arg);
+        Some(match cmd {
+            KVM_SET_CPUID2 => fam::read::<_, KvmCpuid2>(os, addr).map(|(_, e)| {
+                v.cpuid = e;
+                0
+            }),
+            KVM_GET_CPUID2 => {
+                fam::write::<_, KvmCpuid2>(os, addr, &v.cpuid, TooSmall::KeepCount).map(|()| 0)
+            }
+            // Like Linux: process entries in order, stop at the first unknown MSR, and return
+            // how many were done.
+            KVM_GET_MSRS | KVM_SET_MSRS => {
+                fam::read::<_, KvmMsrs>(os, addr).and_then(|(_, mut e)| {
+                    let mut done = 0;
+                    for m in e.iter_mut() {
+                        if !SUPPORTED_MSRS.contains(&m.index) {
+                            break;
+                        }
+                        if cmd == KVM_SET_MSRS {
+                            v.msrs.insert(m.index, m.data);
+                        } else {
+                            m.data = v.msrs.get(&m.index).copied().unwrap_or(0);
+                        }
+                        done += 1;
+                    }
+                    if cmd == KVM_GET_MSRS {
+                        let at = UserAddr(arg + std::mem::size_of::<KvmMsrs>() as u64);
+                        kvmport_core::user::write_array::<_, KvmMsrEntry>(os, at, &e[..done])?;
+                    }
+                    Ok(done as i64)
+                })
+            }
+            _ => return None,
+        })
     }
     fn vcpu_complete(&self, ctx: &mut RunCtx<'_, HostedOs, Self>, done: Completion) -> KResult<()> {
         if let Completion::Io {
@@ -705,6 +769,13 @@ impl Host {
         self.arena_used = start + len;
         self.arena[self.arena_base + start..self.arena_base + start + len].fill(0);
         self.arena_addr() + start as u64
+    }
+
+    /// Allocates the last `len` bytes of user memory: anything past them faults.
+    pub fn alloc_at_end(&mut self, len: usize) -> u64 {
+        assert!(self.arena_used + len <= ARENA_SIZE, "arena exhausted");
+        self.arena_used = ARENA_SIZE;
+        self.arena_addr() + (ARENA_SIZE - len) as u64
     }
 
     /// Copies a value into fresh user memory and returns its address.
