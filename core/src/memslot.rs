@@ -606,7 +606,7 @@ mod tests {
             region(0, 0, MIB, 0x1001, 0),                        // unaligned uaddr
             region(32764, 0, MIB, 0x1000, 0),                    // id out of range
             region(2 << 16, 0, MIB, 0x1000, 0),                  // address space out of range
-            region(0, u64::MAX & !0xfff, 0x2000, 0x1000, 0),     // gpa + size overflows
+            region(0, !0xfff, 0x2000, 0x1000, 0),                // gpa + size overflows
             region(0, 0, (MAX_SLOT_PAGES + 1) << 12, 0x1000, 0), // too many pages
             region(0, 1 << 52, MIB, 0x1000, 0),                  // beyond the highest frame
         ];

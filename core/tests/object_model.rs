@@ -83,6 +83,8 @@ fn capabilities() {
         assert_eq!(cap(&mut h, fd, Cap::Irqchip), Ok(0));
         assert_eq!(h.ioctl(fd, KVM_CHECK_EXTENSION, 100_000), Ok(0));
         assert_eq!(h.ioctl(fd, KVM_CHECK_EXTENSION, u64::MAX), Ok(0));
+        // The 64-bit argument is not truncated: 2^32 + 3 is not KVM_CAP_USER_MEMORY (3).
+        assert_eq!(h.ioctl(fd, KVM_CHECK_EXTENSION, (1 << 32) | 3), Ok(0));
     }
 }
 

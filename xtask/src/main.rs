@@ -25,8 +25,16 @@ const KERNEL_BUILDS: &[(&str, &str)] = &[
     ("kvmport-os-illumos", "x86_64-unknown-none"),
 ];
 
-/// Debian packages the tests need: libclang for bindgen in the ABI layout check.
-const APT_PACKAGES: &[&str] = &["libclang-dev", "clang"];
+/// Debian packages the tests need: libclang and clang for the ABI layout check (bindgen, and
+/// clang for cross-compiled probes), and the arm64, ppc64el and s390x kernel headers it checks
+/// the other architectures' structs against.
+const APT_PACKAGES: &[&str] = &[
+    "libclang-dev",
+    "clang",
+    "linux-libc-dev-arm64-cross",
+    "linux-libc-dev-ppc64el-cross",
+    "linux-libc-dev-s390x-cross",
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -400,7 +400,8 @@ pub struct KvmIrqRoutingEntry {
 
 /// `struct kvm_irq_routing`: the `KVM_SET_GSI_ROUTING` header, followed in
 /// memory by `nr` [`KvmIrqRoutingEntry`] (`entries[]`).
-#[repr(C)]
+/// 8-aligned like the C struct, whose trailing entries contain `u64`s.
+#[repr(C, align(8))]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
@@ -478,7 +479,8 @@ pub struct KvmCoalescedMmio {
 /// `struct kvm_coalesced_mmio_ring`: the ring header at
 /// `KVM_COALESCED_MMIO_PAGE_OFFSET` of the vCPU mmap, followed by
 /// [`KVM_COALESCED_MMIO_MAX`] [`KvmCoalescedMmio`] (`coalesced_mmio[]`).
-#[repr(C)]
+/// 8-aligned like the C struct, whose trailing entries contain `u64`s.
+#[repr(C, align(8))]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]

@@ -1,7 +1,7 @@
 //! The KVM user-space ABI (`<linux/kvm.h>` and the per-architecture
 //! `<asm/kvm.h>`), written out as plain `#[repr(C)]` Rust types.
 //!
-//! Naming: a C `struct kvm_foo_bar` is [`KvmFooBar`]-style
+//! Naming: a C `struct kvm_foo_bar` is `KvmFooBar`
 //! (`Kvm` + CamelCase of the name without the `kvm_` prefix); fields keep their
 //! C names (`r#type` where the C name is a Rust keyword). Anonymous nested
 //! structs get a named type (`KvmVcpuEventsException` for

@@ -65,6 +65,59 @@ pub struct KvmDebugExitArch {
     pub pad: [u8; 7],
 }
 
+/// `struct kvm_hw_breakpoint` (s390).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct KvmHwBreakpoint {
+    /// Address.
+    pub addr: u64,
+    /// Physical address.
+    pub phys_addr: u64,
+    /// Length.
+    pub len: u64,
+    /// `KVM_HW_BP` / `KVM_HW_WP_WRITE`.
+    pub r#type: u8,
+    /// Padding.
+    pub pad: [u8; 7],
+}
+
+/// `struct kvm_guest_debug_arch` (s390).
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct KvmGuestDebugArch {
+    /// Number of entries at `hw_bp`.
+    pub nr_hw_bp: u32,
+    /// Padding.
+    pub pad: u32,
+    /// User address of the [`KvmHwBreakpoint`] array (C pointer).
+    pub hw_bp: u64,
+}
+
+/// `struct kvm_guest_debug` with the s390 arch part.
+#[repr(C)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
+)]
+pub struct KvmGuestDebug {
+    /// `KVM_GUESTDBG_*` control bits.
+    pub control: u32,
+    /// Padding.
+    pub pad: u32,
+    /// Architecture-specific part.
+    pub arch: KvmGuestDebugArch,
+}
+
+/// Debug exit / breakpoint type: hardware breakpoint.
+pub const KVM_HW_BP: u8 = 1;
+/// Debug exit / breakpoint type: write watchpoint.
+pub const KVM_HW_WP_WRITE: u8 = 2;
+/// Debug exit type: single step.
+pub const KVM_SINGLESTEP: u8 = 4;
+
 /// `struct kvm_run` as laid out on s390 (`psw_mask`/`psw_addr` precede the
 /// exit union).
 #[repr(C)]
@@ -516,12 +569,17 @@ pub const KVM_SET_SREGS: u32 = iow::<KvmSregs>(0x84);
 pub const KVM_GET_FPU: u32 = ior::<KvmFpu>(0x8c);
 /// vCPU: `KVM_SET_FPU` with the s390 [`KvmFpu`].
 pub const KVM_SET_FPU: u32 = iow::<KvmFpu>(0x8d);
+/// vCPU: `KVM_SET_GUEST_DEBUG` with the s390 [`KvmGuestDebug`].
+pub const KVM_SET_GUEST_DEBUG: u32 = iow::<KvmGuestDebug>(0x9b);
 
 assert_size! {
     KvmRegs => 128,
     KvmSregs => 192,
     KvmFpu => 136,
     KvmDebugExitArch => 16,
+    KvmHwBreakpoint => 32,
+    KvmGuestDebugArch => 16,
+    KvmGuestDebug => 24,
     KvmRun => 2368,
     KvmS390Psw => 16,
     KvmS390Interrupt => 16,

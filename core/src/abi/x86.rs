@@ -399,7 +399,8 @@ pub struct KvmMsrEntry {
 
 /// `struct kvm_msrs`: the `KVM_GET/SET_MSRS` header, followed by `nmsrs`
 /// [`KvmMsrEntry`] (`entries[]`).
-#[repr(C)]
+/// 8-aligned like the C struct, whose trailing entries contain `u64`s.
+#[repr(C, align(8))]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]
@@ -1026,7 +1027,8 @@ pub const KVM_PMU_EVENT_DENY: u32 = 1;
 
 /// `struct kvm_pmu_event_filter`: the `KVM_SET_PMU_EVENT_FILTER` header,
 /// followed by `nevents` `u64` events (`events[]`).
-#[repr(C)]
+/// 8-aligned like the C struct, whose trailing entries contain `u64`s.
+#[repr(C, align(8))]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout,
 )]

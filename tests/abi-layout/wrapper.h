@@ -1,0 +1,2 @@
+/* bindgen input: the host KVM user-space ABI. */
+#include <linux/kvm.h>
