@@ -81,6 +81,59 @@ fn run(cmd: &mut Command) -> Result {
     }
 }
 
+/// Totals of cargo's `test result:` lines.
+#[derive(Default, Debug)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Tally {
+    /// Adds one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line.
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(kind), Some(n)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(n) = n.parse::<u64>() else { continue };
+            match kind {
+                "passed" => self.passed += n,
+                "failed" => self.failed += n,
+                "ignored" => self.ignored += n,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs `cargo test ...`, echoing its output and adding up its results.
+fn run_tests(cmd: &mut Command, tally: &mut Tally) -> Result {
+    use std::io::{BufRead, BufReader};
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines() {
+            let line = line.map_err(|e| format!("{shown}: {e}"))?;
+            println!("{line}");
+            tally.add_line(&line);
+        }
+    }
+    let status = child.wait().map_err(|e| format!("{shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} exited with {status}"))
+    }
+}
+
 fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -152,8 +205,34 @@ fn test() -> Result {
             "warnings",
         ]))
     })?;
+    let mut host = Tally::default();
     step("cargo test (host)", || {
-        run(cargo().args(["test", "--workspace"]))
+        // The headers are installed by `setup`, so a skipped cross-architecture check is an error.
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace"])
+            .env("KVMPORT_ABI_REQUIRE_CROSS", "1");
+        run_tests(&mut cmd, &mut host)
     })?;
-    build_targets()
+    build_targets()?;
+    println!(
+        "host tests: {} passed, {} failed, {} skipped",
+        host.passed, host.failed, host.ignored
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn tally_adds_cargo_result_lines() {
+        let mut t = Tally::default();
+        t.add_line("test result: ok. 14 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 0.06s");
+        t.add_line(
+            "test result: FAILED. 3 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out",
+        );
+        t.add_line("running 14 tests");
+        assert_eq!((t.passed, t.failed, t.ignored), (17, 1, 2));
+    }
 }
