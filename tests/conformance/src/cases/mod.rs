@@ -1,0 +1,24 @@
+//! The case table, one module per area.
+
+use crate::harness::Case;
+
+pub mod dirty;
+pub mod hostile;
+pub mod memslot;
+pub mod run;
+pub mod sys;
+pub mod vcpu;
+pub mod vm;
+
+/// Every case, grouped by module, in run order.
+pub static ALL: &[&[Case]] = &[
+    sys::CASES,
+    vm::CASES,
+    memslot::CASES,
+    dirty::CASES,
+    vcpu::CASES,
+    run::CASES,
+    hostile::PTR_CASES,
+    hostile::WRONG_FD_CASES,
+    hostile::CASES,
+];

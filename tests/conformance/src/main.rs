@@ -1,0 +1,283 @@
+//! `kvm-conformance`: the KVM ABI conformance suite.
+//!
+//! ```text
+//! kvm-conformance [--device PATH] [--list] [--no-fork] [FILTER]
+//! ```
+//!
+//! Runs every case whose name contains `FILTER` against the KVM device at `PATH` (default
+//! `/dev/kvm`) and prints one line per case (`ok NAME`, `FAIL NAME: why`, `skip NAME: why`),
+//! then `N passed, N failed, N skipped`. The exit code is 0 iff no case failed.
+//!
+//! Each case runs in a forked child process, so that a panic (the workspace builds with
+//! `panic = "abort"`, where `catch_unwind` cannot catch), a crash or a hang is reported as a
+//! failure of that case alone; a case that has not finished after [`CASE_TIMEOUT`] is killed.
+//! Inside the child the case also runs under `catch_unwind`, which catches panics in builds that
+//! unwind. `--no-fork` runs the cases in-process (for debuggers).
+
+mod cases;
+mod guest;
+mod harness;
+
+use harness::{Case, CaseResult, Ctx, SKIP};
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// How long one case may take in total before its process is killed.
+const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The outcome of one case.
+enum Outcome {
+    Pass,
+    Fail(String),
+    Skip(String),
+}
+
+fn outcome(r: CaseResult) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Pass,
+        Err(e) => match e.strip_prefix(SKIP) {
+            Some(why) => Outcome::Skip(why.to_string()),
+            None => Outcome::Fail(e),
+        },
+    }
+}
+
+extern "C" fn on_sigusr1(_: libc::c_int) {}
+
+/// Installs a no-op `SIGUSR1` handler without `SA_RESTART`, so that the signal interrupts
+/// `KVM_RUN` (the watchdog and the signal cases rely on it).
+pub fn install_sigusr1() {
+    // SAFETY: a zeroed sigaction is a valid starting point; the handler is an async-signal-safe
+    // function that does nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigusr1 as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = 0;
+        libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Runs a case in this process, catching panics where the build unwinds.
+fn run_here(case: &Case, ctx: &Ctx) -> CaseResult {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (case.run)(ctx))) {
+        Ok(r) => r,
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "non-string payload".into());
+            Err(format!("panicked: {msg}"))
+        }
+    }
+}
+
+/// Encodes an outcome for the pipe from the child: a tag byte and the message.
+fn encode(o: &Outcome) -> Vec<u8> {
+    let (tag, msg) = match o {
+        Outcome::Pass => (b'P', ""),
+        Outcome::Fail(m) => (b'F', m.as_str()),
+        Outcome::Skip(m) => (b'S', m.as_str()),
+    };
+    let mut v = vec![tag];
+    v.extend_from_slice(msg.as_bytes());
+    v
+}
+
+fn write_all_fd(fd: i32, data: &[u8]) {
+    let mut off = 0;
+    while off < data.len() {
+        // SAFETY: writes from a live slice to an fd this process owns.
+        let n = unsafe { libc::write(fd, data[off..].as_ptr().cast(), data.len() - off) };
+        if n <= 0 {
+            return;
+        }
+        off += n as usize;
+    }
+}
+
+/// Runs a case in a forked child and collects its outcome.
+fn run_forked(case: &Case, ctx: &Ctx) -> Outcome {
+    let mut fds = [0i32; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe() writes.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Outcome::Fail(format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    // SAFETY: pipe() returned two new descriptors owned by nobody else.
+    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: the runner is single-threaded when it forks, so the child may run arbitrary code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Outcome::Fail(format!("fork: {}", std::io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        drop(rd);
+        let wfd = wr.as_raw_fd();
+        install_sigusr1();
+        // A panic with panic=abort never returns to run_here: report it from the hook.
+        if cfg!(panic = "abort") {
+            std::panic::set_hook(Box::new(move |info| {
+                write_all_fd(wfd, &encode(&Outcome::Fail(format!("panicked: {info}"))));
+            }));
+        }
+        let o = outcome(run_here(case, ctx));
+        write_all_fd(wfd, &encode(&o));
+        // SAFETY: _exit ends the child without running the parent's atexit handlers twice.
+        unsafe { libc::_exit(0) };
+    }
+    drop(wr);
+    let deadline = Instant::now() + CASE_TIMEOUT;
+    let mut buf = Vec::new();
+    let mut timed_out = false;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            timed_out = true;
+            break;
+        }
+        let mut pfd = libc::pollfd {
+            fd: rd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            break;
+        }
+        if n == 0 {
+            continue;
+        }
+        let mut chunk = [0u8; 4096];
+        // SAFETY: reads into a live buffer from a descriptor this process owns.
+        let r = unsafe { libc::read(rd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        if r <= 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..r as usize]);
+    }
+    if timed_out {
+        // SAFETY: `pid` is our child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    let mut status = 0;
+    // SAFETY: reaps our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    if timed_out {
+        return Outcome::Fail(format!("timed out after {CASE_TIMEOUT:?}"));
+    }
+    match buf.split_first() {
+        Some((b'P', _)) => Outcome::Pass,
+        Some((b'S', m)) => Outcome::Skip(String::from_utf8_lossy(m).into_owned()),
+        Some((_, m)) => Outcome::Fail(String::from_utf8_lossy(m).into_owned()),
+        None if libc::WIFSIGNALED(status) => Outcome::Fail(format!(
+            "case process killed by signal {}",
+            libc::WTERMSIG(status)
+        )),
+        None => Outcome::Fail(format!(
+            "case process exited ({status:#x}) without a result"
+        )),
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.replace('\n', "; ")
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: kvm-conformance [--device PATH] [--list] [--no-fork] [FILTER]");
+    ExitCode::from(2)
+}
+
+fn main() -> ExitCode {
+    let mut device = PathBuf::from("/dev/kvm");
+    let mut list = false;
+    let mut fork = true;
+    let mut filter = String::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--device" => match args.next() {
+                Some(p) => device = PathBuf::from(p),
+                None => return usage(),
+            },
+            "--list" => list = true,
+            "--no-fork" => fork = false,
+            "-h" | "--help" => return usage(),
+            s if s.starts_with('-') => return usage(),
+            s => filter = s.to_string(),
+        }
+    }
+    let selected: Vec<&Case> = cases::ALL
+        .iter()
+        .flat_map(|m| m.iter())
+        .filter(|c| c.name.contains(&filter))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if list {
+        for c in &selected {
+            let _ = writeln!(out, "{}", c.name);
+        }
+        return ExitCode::SUCCESS;
+    }
+    let ctx = Ctx { device };
+    if !fork {
+        install_sigusr1();
+    }
+    let (mut pass, mut fail, mut skip) = (0u32, 0u32, 0u32);
+    for c in selected {
+        let o = if fork {
+            run_forked(c, &ctx)
+        } else {
+            outcome(run_here(c, &ctx))
+        };
+        let _ = match &o {
+            Outcome::Pass => {
+                pass += 1;
+                writeln!(out, "ok {}", c.name)
+            }
+            Outcome::Fail(m) => {
+                fail += 1;
+                writeln!(out, "FAIL {}: {}", c.name, one_line(m))
+            }
+            Outcome::Skip(m) => {
+                skip += 1;
+                writeln!(out, "skip {}: {}", c.name, one_line(m))
+            }
+        };
+        let _ = out.flush();
+    }
+    let _ = writeln!(out, "{pass} passed, {fail} failed, {skip} skipped");
+    if fail == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_dotted() {
+        let mut names: Vec<&str> = cases::ALL
+            .iter()
+            .flat_map(|m| m.iter())
+            .map(|c| c.name)
+            .collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), n, "duplicate case names");
+        assert!(names.iter().all(|n| n.contains('.') && !n.contains(' ')));
+    }
+}
