@@ -4,9 +4,18 @@
 //! - `setup`: installs what the build and tests need (rustup targets and components, Debian
 //!   packages) when missing.
 //! - `build-targets`: builds every kernel-side crate for the target it runs on.
+//! - `hostsuite`: runs the conformance suite against this machine's `/dev/kvm` and checks its
+//!   failures against the host module's documented differences.
+//! - `vmtest`: boots Debian's 6.12 kernel under QEMU/TCG with an AMD SVM CPU, loads kvm_amd
+//!   and runs the suite against it (the reference).
 //! - `test`: the README's test command: format and lint checks, the host tests (including the
-//!   ABI layout check against this machine's `<linux/kvm.h>`), and `build-targets`.
+//!   ABI layout check), `build-targets`, `hostsuite` and `vmtest`.
 
+mod cpio;
+mod suite;
+mod vmtest;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -42,8 +51,12 @@ fn main() -> ExitCode {
         Some("setup") => setup(),
         Some("build-targets") => build_targets(),
         Some("test") => test(),
+        Some("vmtest") => vmtest::run(&args[1..]),
+        Some("hostsuite") => suite::host_suite(),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build-targets|test>");
+            eprintln!(
+                "usage: cargo xtask <setup|build-targets|test|hostsuite|vmtest [--smp N] [--keep]>"
+            );
             return ExitCode::from(2);
         }
     };
@@ -57,6 +70,20 @@ fn main() -> ExitCode {
 }
 
 type Result<T = ()> = std::result::Result<T, String>;
+
+/// The workspace root (the parent of the `xtask` crate).
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Cargo's target directory: `$CARGO_TARGET_DIR` or `<workspace>/target`.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) => workspace_root().join(d),
+        None => workspace_root().join("target"),
+    }
+}
 
 /// Runs a step, printing its name before and its duration after.
 fn step(name: &str, f: impl FnOnce() -> Result) -> Result {
@@ -214,6 +241,8 @@ fn test() -> Result {
         run_tests(&mut cmd, &mut host)
     })?;
     build_targets()?;
+    suite::host_suite()?;
+    vmtest::run(&[])?;
     println!(
         "host tests: {} passed, {} failed, {} skipped",
         host.passed, host.failed, host.ignored
