@@ -1,7 +1,7 @@
 //! The object model and the three dispatchers, driven the way user space drives them: through
 //! ioctl commands on fds, with user pointers into a registered arena (anything else faults).
 
-mod common;
+use kvmport_testkit as common;
 
 use std::sync::atomic::Ordering;
 

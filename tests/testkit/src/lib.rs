@@ -1,7 +1,7 @@
-//! Test doubles for driving the core the way an OS glue would: a hosted `Os` whose "user
-//! memory" is an arena registered in this test process (everything else is EFAULT), a scripted
-//! `Arch` backend, and an fd table standing in for the kernel's file descriptors.
-#![allow(dead_code)]
+//! Test doubles for driving kvmport's core the way an OS glue would: a hosted `Os` whose
+//! "user memory" is an arena registered in this test process (everything else is EFAULT), a
+//! scripted `Arch` backend, and an fd table standing in for the kernel's file descriptors.
+//! Backends use `Host<TheirArch>` to test through the real dispatchers.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -634,29 +634,29 @@ impl Arch<HostedOs> for ScriptedArch {
     }
 }
 
-/// The platform the tests instantiate.
-pub struct TestPlatform;
-impl Platform for TestPlatform {
+/// A platform of the hosted OS and backend `A`.
+pub struct TestPlatform<A = ScriptedArch>(std::marker::PhantomData<A>);
+impl<A: Arch<HostedOs>> Platform for TestPlatform<A> {
     type Os = HostedOs;
-    type Arch = ScriptedArch;
+    type Arch = A;
 }
 
 // ---------------------------------------------------------------- the fd table
 
 /// What an fd refers to, as the OS glue would keep it.
-pub enum File {
+pub enum File<A: Arch<HostedOs> = ScriptedArch> {
     System,
-    Vm(KArc<Vm<TestPlatform>>),
-    Vcpu(KArc<VcpuFile<TestPlatform>>),
+    Vm(KArc<Vm<TestPlatform<A>>>),
+    Vcpu(KArc<VcpuFile<TestPlatform<A>>>),
 }
 
 /// The glue stand-in: an fd table over one `System`, and an arena for user memory.
-pub struct Host {
-    pub sys: Option<KArc<System<TestPlatform>>>,
-    pub files: HashMap<i32, File>,
+pub struct Host<A: Arch<HostedOs> = ScriptedArch> {
+    pub sys: Option<KArc<System<TestPlatform<A>>>>,
+    pub files: HashMap<i32, File<A>>,
     pub next_fd: i32,
     pub state: Arc<HostState>,
-    /// What the backend saw while the system was created (per-CPU enables).
+    /// What the scripted backend saw while the system was created (per-CPU enables).
     pub boot_seen: Vec<Seen>,
     arena: Vec<u8>,
     arena_base: usize,
@@ -665,8 +665,22 @@ pub struct Host {
 
 pub const SYS_FD: i32 = 3;
 
-impl Host {
-    pub fn new() -> Host {
+impl Host<ScriptedArch> {
+    /// A host with the scripted backend.
+    pub fn new() -> Self {
+        let mut h = Self::with_arch().expect("system");
+        h.boot_seen = h.arch().seen();
+        h
+    }
+
+    pub fn arch(&self) -> &ScriptedArch {
+        self.sys().arch()
+    }
+}
+
+impl<A: Arch<HostedOs>> Host<A> {
+    /// A host whose backend is `A` (probed like a real module load would).
+    pub fn with_arch() -> KResult<Self> {
         let state = Arc::new(HostState::default());
         state.cpus.store(2, Ordering::SeqCst);
         state.pid.store(100, Ordering::SeqCst);
@@ -676,28 +690,23 @@ impl Host {
             arena: arena.as_ptr() as u64 + arena_base as u64,
             state: state.clone(),
         };
-        let sys = System::<TestPlatform>::new(os).expect("system");
+        let sys = System::<TestPlatform<A>>::new(os)?;
         let mut files = HashMap::new();
         files.insert(SYS_FD, File::System);
-        let boot_seen = sys.arch().seen();
-        Host {
+        Ok(Host {
             sys: Some(sys),
             files,
             next_fd: 10,
             state,
-            boot_seen,
+            boot_seen: Vec::new(),
             arena,
             arena_base,
             arena_used: 0,
-        }
+        })
     }
 
-    pub fn sys(&self) -> &KArc<System<TestPlatform>> {
+    pub fn sys(&self) -> &KArc<System<TestPlatform<A>>> {
         self.sys.as_ref().unwrap()
-    }
-
-    pub fn arch(&self) -> &ScriptedArch {
-        self.sys().arch()
     }
 
     /// `ioctl(fd, cmd, arg)` as user space sees it: a value, a new fd number, or an errno.
@@ -714,7 +723,7 @@ impl Host {
         })
     }
 
-    fn install(&mut self, f: File) -> i64 {
+    fn install(&mut self, f: File<A>) -> i64 {
         let fd = self.next_fd;
         self.next_fd += 1;
         self.files.insert(fd, f);
@@ -725,7 +734,7 @@ impl Host {
         assert!(self.files.remove(&fd).is_some(), "closing fd {fd} twice");
     }
 
-    pub fn vcpu_file(&self, fd: i32) -> &KArc<VcpuFile<TestPlatform>> {
+    pub fn vcpu_file(&self, fd: i32) -> &KArc<VcpuFile<TestPlatform<A>>> {
         match self.files.get(&fd) {
             Some(File::Vcpu(v)) => v,
             _ => panic!("fd {fd} is not a vCPU"),
