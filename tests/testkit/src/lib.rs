@@ -665,6 +665,12 @@ pub struct Host<A: Arch<HostedOs> = ScriptedArch> {
 
 pub const SYS_FD: i32 = 3;
 
+impl Default for Host<ScriptedArch> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Host<ScriptedArch> {
     /// A host with the scripted backend.
     pub fn new() -> Self {
