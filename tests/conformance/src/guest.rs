@@ -161,8 +161,30 @@ pub fn write_tables(mem: &GuestMem) {
     }
 }
 
+/// Gives `vcpu` the CPUID table `KVM_GET_SUPPORTED_CPUID` reports, as a VMM does before it
+/// loads any register state.
+///
+/// Upstream checks CR4 and EFER against the vCPU's guest CPUID (`kvm_is_valid_cr4`, the EFER
+/// checks): until CPUID advertises PAE, long mode, etc., `KVM_SET_SREGS` treats those bits as
+/// reserved and fails with `EINVAL`. Call it once, before the vCPU first runs.
+pub fn set_supported_cpuid(kvm: &Kvm, vcpu: &Vcpu) -> Result<(), String> {
+    let mut b = kvm
+        .supported_cpuid(256)
+        .ctx("GET_SUPPORTED_CPUID nent=256")?;
+    vcpu.set_cpuid2(&mut b).ctx("SET_CPUID2 (supported)")?;
+    Ok(())
+}
+
+/// Sets up a new vCPU: gives it the supported CPUID ([`set_supported_cpuid`]), which the
+/// protected modes' CR4/EFER need, then [`init_vcpu`].
+pub fn setup_vcpu(kvm: &Kvm, vcpu: &Vcpu, mode: Mode, code: u64) -> Result<(), String> {
+    set_supported_cpuid(kvm, vcpu)?;
+    init_vcpu(vcpu, mode, code)
+}
+
 /// Puts `vcpu` in `mode` with its first instruction at GPA `code` (tables from
 /// [`write_tables`] must be in memory for the protected modes) and the stack at `STACK_TOP`.
+/// The vCPU must already have its CPUID (see [`setup_vcpu`]) for the protected modes.
 pub fn init_vcpu(vcpu: &Vcpu, mode: Mode, code: u64) -> Result<(), String> {
     let mut s = vcpu.get_sregs().ctx("GET_SREGS")?;
     let mut r = KvmRegs {
@@ -328,7 +350,7 @@ impl Guest {
         let vcpu = vm.create_vcpu(0).ctx("CREATE_VCPU 0")?;
         let size = kvm.vcpu_mmap_size().ctx("GET_VCPU_MMAP_SIZE")?;
         let run = vcpu.map_run(size).ctx("mmap vCPU")?;
-        init_vcpu(&vcpu, mode, CODE)?;
+        setup_vcpu(&kvm, &vcpu, mode, CODE)?;
         Ok(Guest {
             kvm,
             vm,

@@ -170,15 +170,47 @@ fn get_log(g: &Guest) -> Result<u64, String> {
     Ok(b.read::<u64>(0))
 }
 
+/// Pages of slot 0 the [`writer`] guest stores to: 3 and 5.
+const WRITTEN: u64 = 1 << 3 | 1 << 5;
+/// The page the [`writer`] guest fetches its code from (page 1, [`crate::guest::CODE`]).
+const FETCHED: u64 = 1 << 1;
+
+/// Checks a dirty bitmap (pages 0..63 of slot 0) against what the guest did since the last
+/// `GET_DIRTY_LOG`: every page in `written` must be dirty, and no page outside
+/// `written | accessed` may be.
+///
+/// Pages the guest only read or fetched from may be reported too: the dirty log is allowed to
+/// over-report, and upstream does. On a fault in a dirty-logged slot that has no mapping yet
+/// (the first access after the slot was created), KVM's TDP MMU maps the page writable
+/// whenever the host page is writable, even for a read or an instruction fetch, and marks it
+/// dirty right then (`make_spte` -> `mark_page_dirty_in_slot`); only pages that
+/// `GET_DIRTY_LOG` has write-protected since fault on writes alone. So kvm_amd reports the
+/// code page (0x2a) where a stricter implementation reports 0x28.
+fn check_dirty(got: u64, written: u64, accessed: u64, what: &str) -> CaseResult {
+    if got & written != written {
+        return Err(format!(
+            "{what}: dirty bitmap {got:#x} misses written pages {:#x}",
+            written & !got
+        ));
+    }
+    if got & !(written | accessed) != 0 {
+        return Err(format!(
+            "{what}: dirty bitmap {got:#x} has pages {:#x} the guest never accessed \
+             (written {written:#x}, only read/fetched {accessed:#x})",
+            got & !(written | accessed)
+        ));
+    }
+    Ok(())
+}
+
 fn guest_writes(ctx: &Ctx) -> CaseResult {
     let g = writer(ctx, |_| Ok(()))?;
-    check_hex!(get_log(&g)?, 0x28u64, "dirty bitmap (pages 3 and 5)");
-    Ok(())
+    check_dirty(get_log(&g)?, WRITTEN, FETCHED, "GET_DIRTY_LOG")
 }
 
 fn get_clears(ctx: &Ctx) -> CaseResult {
     let g = writer(ctx, |_| Ok(()))?;
-    check_hex!(get_log(&g)?, 0x28u64, "first GET_DIRTY_LOG");
+    check_dirty(get_log(&g)?, WRITTEN, FETCHED, "first GET_DIRTY_LOG")?;
     check_hex!(get_log(&g)?, 0u64, "second GET_DIRTY_LOG (no new writes)");
     // The pages are write-protected again: a new guest write is logged again.
     let code = Code::new()
@@ -187,8 +219,12 @@ fn get_clears(ctx: &Ctx) -> CaseResult {
     g.mem.write(0x1000, &code.0);
     crate::guest::init_vcpu(&g.vcpu, Mode::Real, 0x1000)?;
     g.run_hlt()?;
-    check_hex!(get_log(&g)?, 0x20u64, "after another write to page 5");
-    Ok(())
+    check_dirty(
+        get_log(&g)?,
+        1 << 5,
+        FETCHED,
+        "after another write to page 5",
+    )
 }
 
 fn manual_keeps(ctx: &Ctx) -> CaseResult {
@@ -198,10 +234,11 @@ fn manual_keeps(ctx: &Ctx) -> CaseResult {
         want_ret(r, 0, "ENABLE_CAP MANUAL_DIRTY_LOG_PROTECT2 1")
     };
     let g = writer(ctx, hook)?;
-    check_hex!(get_log(&g)?, 0x28u64, "first GET_DIRTY_LOG");
+    let first = get_log(&g)?;
+    check_dirty(first, WRITTEN, FETCHED, "first GET_DIRTY_LOG")?;
     check_hex!(
         get_log(&g)?,
-        0x28u64,
+        first,
         "second GET_DIRTY_LOG (manual protect: not cleared)"
     );
     let mut b = bitmap(64)?;
@@ -211,7 +248,7 @@ fn manual_keeps(ctx: &Ctx) -> CaseResult {
         0,
         "CLEAR_DIRTY_LOG page 3",
     )?;
-    check_hex!(get_log(&g)?, 0x20u64, "after clearing page 3");
+    check_hex!(get_log(&g)?, first & !0x08, "after clearing page 3");
     Ok(())
 }
 

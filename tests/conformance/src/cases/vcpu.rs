@@ -169,8 +169,8 @@ fn same_sregs(got: &KvmSregs, want: &KvmSregs) -> CaseResult {
 }
 
 /// Protected-mode sregs from the guest helpers, with cr2/cr3 set.
-fn protected_sregs(v: &Vcpu, mode: Mode) -> Result<KvmSregs, String> {
-    crate::guest::init_vcpu(v, mode, 0x1000)?;
+fn protected_sregs(ctx: &Ctx, v: &Vcpu, mode: Mode) -> Result<KvmSregs, String> {
+    crate::guest::setup_vcpu(&ctx.kvm()?, v, mode, 0x1000)?;
     let mut s = v.get_sregs().ctx("GET_SREGS")?;
     s.cr2 = 0x1234_5000;
     if mode == Mode::Prot32 {
@@ -181,7 +181,7 @@ fn protected_sregs(v: &Vcpu, mode: Mode) -> Result<KvmSregs, String> {
 
 fn sregs_roundtrip(ctx: &Ctx) -> CaseResult {
     let v = vcpu(ctx)?;
-    let s = protected_sregs(&v, Mode::Prot32)?;
+    let s = protected_sregs(ctx, &v, Mode::Prot32)?;
     v.set_sregs(&s).ctx("SET_SREGS")?;
     same_sregs(&v.get_sregs().ctx("GET_SREGS")?, &s)?;
     check_hex!(s.cr0, 0x11u64, "cr0 (PE | ET)");
@@ -190,7 +190,7 @@ fn sregs_roundtrip(ctx: &Ctx) -> CaseResult {
 
 fn sregs_long(ctx: &Ctx) -> CaseResult {
     let v = vcpu(ctx)?;
-    let s = protected_sregs(&v, Mode::Long64)?;
+    let s = protected_sregs(ctx, &v, Mode::Long64)?;
     v.set_sregs(&s).ctx("SET_SREGS")?;
     let g = v.get_sregs().ctx("GET_SREGS")?;
     same_sregs(&g, &s)?;
@@ -204,7 +204,7 @@ fn sregs_long(ctx: &Ctx) -> CaseResult {
 
 fn sregs_legacy_paging(ctx: &Ctx) -> CaseResult {
     let v = vcpu(ctx)?;
-    let mut s = protected_sregs(&v, Mode::Prot32)?;
+    let mut s = protected_sregs(ctx, &v, Mode::Prot32)?;
     // 32-bit paging: PE | PG, no PAE, no LME.
     s.cr0 = 0x8000_0011;
     s.cr3 = 0x20000;
@@ -243,7 +243,7 @@ fn sregs_bad_long(ctx: &Ctx) -> CaseResult {
     let v = vcpu(ctx)?;
     let mut cs_l = v.get_sregs().ctx("GET_SREGS")?;
     cs_l.cs.l = 1;
-    let long = protected_sregs(&v, Mode::Long64)?;
+    let long = protected_sregs(ctx, &v, Mode::Long64)?;
     crate::guest::init_vcpu(&v, Mode::Real, 0x1000)?;
     let cases = [
         ("LME | LMA, PG, no PAE", KvmSregs { cr4: 0, ..long }),
