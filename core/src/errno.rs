@@ -21,6 +21,14 @@ macro_rules! errnos {
         impl Errno {
             $($(#[$doc])* pub const $name: Errno = Errno($val);)*
 
+            /// The `Errno` with positive value `v`, if it is one the core names.
+            pub const fn from_raw(v: i32) -> Option<Errno> {
+                match v {
+                    $($val => Some(Errno::$name),)*
+                    _ => None,
+                }
+            }
+
             /// The symbolic name of this error number.
             pub const fn name(self) -> &'static str {
                 match self.0 {
@@ -107,5 +115,7 @@ mod tests {
         assert_eq!(Errno::EINVAL.to_ret(), -22);
         assert_eq!(Errno::E2BIG.name(), "E2BIG");
         assert_eq!(alloc::format!("{:?}", Errno::EFAULT), "EFAULT(14)");
+        assert_eq!(Errno::from_raw(14), Some(Errno::EFAULT));
+        assert_eq!(Errno::from_raw(3), None);
     }
 }

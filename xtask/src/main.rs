@@ -3,7 +3,9 @@
 //! Commands:
 //! - `setup`: installs what the build and tests need (rustup targets and components, Debian
 //!   packages) when missing.
-//! - `build-targets`: builds every kernel-side crate for the target it runs on.
+//! - `build-targets`: builds every kernel-side crate for the target it runs on, and type-checks
+//!   the client crate for FreeBSD and illumos.
+//! - `linux-module [KVER]`: builds `kvmport.ko` for Debian's 6.12 kernel (see docs/linux.md).
 //! - `hostsuite`: runs the conformance suite against this machine's `/dev/kvm` and checks its
 //!   failures against the host module's documented differences.
 //! - `vmtest`: boots Debian's 6.12 kernel under QEMU/TCG with an AMD SVM CPU, loads kvm_amd
@@ -12,6 +14,7 @@
 //!   ABI layout check), `build-targets`, `hostsuite` and `vmtest`.
 
 mod cpio;
+mod linux_module;
 mod suite;
 mod vmtest;
 
@@ -34,6 +37,12 @@ const KERNEL_BUILDS: &[(&str, &str)] = &[
     ("kvmport-os-illumos", "x86_64-unknown-none"),
 ];
 
+/// User-space crates that must type-check for the other kernels kvmport serves.
+const CHECK_BUILDS: &[(&str, &str)] = &[
+    ("kvmport-client", "x86_64-unknown-freebsd"),
+    ("kvmport-client", "x86_64-unknown-illumos"),
+];
+
 /// Debian packages the tests need: libclang and clang for the ABI layout check (bindgen, and
 /// clang for cross-compiled probes), and the arm64, ppc64el and s390x kernel headers it checks
 /// the other architectures' structs against.
@@ -53,9 +62,10 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("vmtest") => vmtest::run(&args[1..]),
         Some("hostsuite") => suite::host_suite(),
+        Some("linux-module") => linux_module::run_cmd(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|build-targets|test|hostsuite|vmtest [--smp N] [--keep]>"
+                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|vmtest [--smp N] [--keep]>"
             );
             return ExitCode::from(2);
         }
@@ -175,6 +185,7 @@ fn setup() -> Result {
         let installed = output(Command::new("rustup").args(["target", "list", "--installed"]))?;
         let missing: Vec<&str> = KERNEL_BUILDS
             .iter()
+            .chain(CHECK_BUILDS)
             .map(|(_, t)| *t)
             .filter(|t| !installed.lines().any(|l| l.trim() == *t))
             .collect::<std::collections::BTreeSet<_>>()
@@ -211,6 +222,11 @@ fn build_targets() -> Result {
     for (krate, target) in KERNEL_BUILDS {
         step(&format!("build {krate} for {target}"), || {
             run(cargo().args(["build", "--quiet", "-p", krate, "--target", target]))
+        })?;
+    }
+    for (krate, target) in CHECK_BUILDS {
+        step(&format!("check {krate} for {target}"), || {
+            run(cargo().args(["check", "--quiet", "-p", krate, "--target", target]))
         })?;
     }
     Ok(())

@@ -449,6 +449,15 @@ struct Kernel {
     mods: PathBuf,
 }
 
+/// The `uname -r` of the newest 6.12 kernel apt offers (e.g. `6.12.117+deb12-amd64`).
+pub(crate) fn newest_kver() -> Result<String> {
+    let pkg = newest_kernel_package()?;
+    pkg.strip_prefix("linux-image-")
+        .and_then(|s| s.strip_suffix("-unsigned"))
+        .map(str::to_string)
+        .ok_or_else(|| format!("odd package name {pkg}"))
+}
+
 /// Chooses the newest `linux-image-6.12.*-amd64-unsigned`, downloads and unpacks it (cached).
 fn guest_kernel(dir: &Path, keep: bool) -> Result<Kernel> {
     let pkg = match newest_kernel_package() {
