@@ -117,6 +117,7 @@ impl<P: Platform> System<P> {
             | Cap::IoeventfdNoLength
             | Cap::CheckExtensionVm
             | Cap::EnableCapVm
+            | Cap::EnableCap
             | Cap::ImmediateExit => 1,
             Cap::NrVcpus => i64::from(l.nr_vcpus.min(self.os.cpu_count())),
             Cap::MaxVcpus => i64::from(l.max_vcpus),

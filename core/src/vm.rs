@@ -7,11 +7,13 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::abi::cap::Cap;
 use crate::abi::ioctl::{
     KVM_CHECK_EXTENSION, KVM_CLEAR_DIRTY_LOG, KVM_CREATE_VCPU, KVM_ENABLE_CAP, KVM_GET_DIRTY_LOG,
-    KVM_IOEVENTFD, KVM_SET_USER_MEMORY_REGION, KVM_SET_USER_MEMORY_REGION2,
+    KVM_IOEVENTFD, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SET_USER_MEMORY_REGION,
+    KVM_SET_USER_MEMORY_REGION2,
 };
 use crate::abi::{
     KVM_DIRTY_LOG_INITIALLY_SET, KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE, KvmClearDirtyLog,
-    KvmDirtyLog, KvmEnableCap, KvmIoeventfd, KvmUserspaceMemoryRegion, KvmUserspaceMemoryRegion2,
+    KvmDirtyLog, KvmEnableCap, KvmIoeventfd, KvmIrqLevel, KvmUserspaceMemoryRegion,
+    KvmUserspaceMemoryRegion2,
 };
 use crate::arch::Arch;
 use crate::errno::{Errno, KResult};
@@ -164,6 +166,12 @@ impl<P: Platform> Vm<P> {
                 this.ioeventfd(&a)?;
                 0
             }
+            KVM_IRQ_LINE | KVM_IRQ_LINE_STATUS => {
+                // Linux reads the argument first, then fails without an in-kernel interrupt
+                // controller, which kvmport does not have yet (KVM_CAP_IRQCHIP is 0).
+                let _: KvmIrqLevel = user::read(os, UserAddr(arg))?;
+                return Err(Errno::ENXIO);
+            }
             _ => {
                 let info = VmInfo {
                     created_vcpus: this.vcpu_count() as u32,
@@ -270,8 +278,13 @@ impl<P: Platform> Vm<P> {
 
     fn enable_cap(&self, cap: &KvmEnableCap) -> KResult<()> {
         if cap.cap == Cap::ManualDirtyLogProtect2.raw() {
-            let allowed = DIRTY_LOG_MANUAL_CAPS;
             let arg0 = cap.args[0];
+            // Initially-set bitmaps only make sense with manual protection (Linux's rule).
+            let allowed = if arg0 & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE != 0 {
+                DIRTY_LOG_MANUAL_CAPS
+            } else {
+                KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE
+            };
             if cap.flags != 0 || arg0 & !allowed != 0 {
                 return Err(Errno::EINVAL);
             }

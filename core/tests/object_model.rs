@@ -77,6 +77,7 @@ fn capabilities() {
         assert_eq!(cap(&mut h, fd, Cap::ReadonlyMem), Ok(1));
         assert_eq!(cap(&mut h, fd, Cap::ManualDirtyLogProtect2), Ok(3));
         assert_eq!(cap(&mut h, fd, Cap::CheckExtensionVm), Ok(1));
+        assert_eq!(cap(&mut h, fd, Cap::EnableCap), Ok(1));
         // The backend's own answer wins.
         assert_eq!(cap(&mut h, fd, Cap::Hlt), Ok(1));
         // Capabilities the core does not implement, and unknown numbers, are 0.
@@ -187,6 +188,12 @@ fn vm_fd_unknown_and_wrong_kind_commands() {
     assert_eq!(h.ioctl(vm, KVM_GET_API_VERSION, 0), Err(Errno::ENOTTY));
     assert_eq!(h.ioctl(vm, KVM_CREATE_VM, 0), Err(Errno::ENOTTY));
     assert_eq!(h.ioctl(vm, KVM_GET_REGS, 0), Err(Errno::ENOTTY));
+    // Without an in-kernel interrupt controller: the argument is read first (EFAULT), then ENXIO.
+    for cmd in [KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS] {
+        assert_eq!(h.ioctl(vm, cmd, 0), Err(Errno::EFAULT));
+        let p = h.put(&KvmIrqLevel { irq: 4, level: 1 });
+        assert_eq!(h.ioctl(vm, cmd, p), Err(Errno::ENXIO));
+    }
     // Backend commands reach the backend, with the generic facts it needs.
     assert_eq!(h.ioctl(vm, KVM_SET_TSS_ADDR, 0xfffb_d000), Ok(0));
     assert_eq!(
@@ -328,16 +335,20 @@ fn enable_cap_on_the_vm() {
         ..Default::default()
     };
     assert_eq!(h.ioctl(vm, KVM_ENABLE_CAP, 0), Err(Errno::EFAULT));
+    // INITIALLY_SET (2) alone is refused: it needs MANUAL_PROTECT_ENABLE (1).
     for (c, e) in [
         (mk(100_000, 0, 0), Errno::EINVAL),
         (mk(manual, 1, 1), Errno::EINVAL),
         (mk(manual, 0, 4), Errno::EINVAL),
+        (mk(manual, 0, 2), Errno::EINVAL),
     ] {
         let p = h.put(&c);
         assert_eq!(h.ioctl(vm, KVM_ENABLE_CAP, p), Err(e));
     }
-    let p = h.put(&mk(manual, 0, 3));
-    assert_eq!(h.ioctl(vm, KVM_ENABLE_CAP, p), Ok(0));
+    for a0 in [3, 1, 0] {
+        let p = h.put(&mk(manual, 0, a0));
+        assert_eq!(h.ioctl(vm, KVM_ENABLE_CAP, p), Ok(0), "args[0]={a0}");
+    }
 }
 
 /// A VM with one logging slot of 100 pages at GPA 1 MiB backed by arena memory, and a vCPU.
