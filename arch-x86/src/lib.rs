@@ -1,8 +1,15 @@
 //! kvmport's x86-64 backends: AMD SVM and Intel VMX.
 //!
-//! Status: hardware feature detection ([`cpuid`]). The SVM backend (per-CPU enable, VMCB, nested
-//! paging, world switch, exit handling) is the next piece of work; VMX follows it with the same
-//! file skeleton. Nothing here implements [`kvmport_core::Arch`] yet.
+//! Status: [`Svm`] implements [`kvmport_core::Arch`] up to, but not including, the world
+//! switch: probing and per-CPU enablement, capabilities, the x86 system and VM commands, and
+//! every vCPU state command with KVM's validation. `KVM_RUN` fails with `ENOSYS` until the
+//! VMCB/`VMRUN`/exit-handling and nested-paging work lands. VMX follows with the same file
+//! skeleton.
+//!
+//! Layout: [`hw`] (CPUID/MSR/TSC access behind the [`Hw`] trait, so host tests can use a
+//! fake), [`cpuid`] (SVM feature decoding), [`cpuid_table`] (the guest-visible CPUID),
+//! [`state`] (vCPU state and validation rules), [`msr`] (the MSR policy), [`svm`] (the
+//! backend).
 #![no_std]
 #![deny(
     clippy::unwrap_used,
@@ -10,5 +17,26 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+extern crate alloc;
+#[cfg(test)]
+extern crate std;
 
 pub mod cpuid;
+pub mod cpuid_table;
+pub mod hw;
+pub mod msr;
+pub mod state;
+pub mod svm;
+
+pub use hw::{Hw, RealHw};
+pub use svm::{Svm, SvmVm};
