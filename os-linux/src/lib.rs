@@ -1,8 +1,12 @@
-//! kvmport's linux glue: the `Os` port for linux and the kernel entry points.
+//! kvmport's Linux glue: the [`kvmport_core::Os`] port implemented over Linux kernel services,
+//! and the entry points of `kvmport.ko`.
 //!
-//! Status: the crate exists and builds as `no_std` for `x86_64-unknown-none`; it has no glue
-//! code yet. It will become a Linux kbuild module, `kvmport.ko` (misc device `/dev/kvm`, anonymous-inode fds, MMU notifiers),
-//! instantiating [`kvmport_core::System`] with its own [`kvmport_core::Os`].
+//! The module is two objects: `kbuild/kvmport_main.c`, which does only what must be C (module
+//! init/exit, the misc device, file-operation tables, anonymous-inode fds, the `kvm_run` mmap
+//! fault handler, and `kp_*` wrappers of kernel macros and inline functions), and this crate,
+//! compiled with the kernel's code model and mitigation flags into `kvmport_rs.o` by
+//! `cargo xtask linux-module`. [`ffi`] declares the C services; [`os`] builds the `Os` on them;
+//! [`entry`] holds the `extern "C"` functions the C side calls.
 #![no_std]
 #![deny(
     clippy::unwrap_used,
@@ -11,4 +15,17 @@
     clippy::indexing_slicing
 )]
 
-pub use kvmport_core as core_crate;
+pub mod entry;
+pub mod ffi;
+pub mod os;
+
+#[cfg(target_os = "none")]
+mod kernel_rt;
+
+/// The platform `kvmport.ko` instantiates: Linux services and the AMD SVM backend.
+pub struct LinuxPlatform;
+
+impl kvmport_core::Platform for LinuxPlatform {
+    type Os = os::LinuxOs;
+    type Arch = kvmport_arch_x86::Svm;
+}

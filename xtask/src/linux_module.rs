@@ -105,7 +105,7 @@ pub fn build(kver: &str) -> Result<PathBuf> {
         )
         .map_err(|e| e.to_string())?;
         let src = workspace_root().join("os-linux/kbuild");
-        for f in ["Kbuild", "kvmport_main.c"] {
+        for f in ["Kbuild", "kvmport_main.c", "kvmport_glue.h"] {
             fs::copy(src.join(f), kdir.join(f)).map_err(|e| format!("{f}: {e}"))?;
         }
         let log = Command::new("make")

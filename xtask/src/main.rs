@@ -11,7 +11,7 @@
 //! - `vmtest`: boots Debian's 6.12 kernel under QEMU/TCG with an AMD SVM CPU, loads kvm_amd
 //!   and runs the suite against it (the reference).
 //! - `test`: the README's test command: format and lint checks, the host tests (including the
-//!   ABI layout check), `build-targets`, `hostsuite` and `vmtest`.
+//!   ABI layout check), `build-targets`, `hostsuite` and `vmtest --kvmport`.
 
 mod cpio;
 mod linux_module;
@@ -257,8 +257,21 @@ fn test() -> Result {
         run_tests(&mut cmd, &mut host)
     })?;
     build_targets()?;
+    step("cargo clippy (os-linux on the kernel target)", || {
+        run(cargo().args([
+            "clippy",
+            "--quiet",
+            "-p",
+            "kvmport-os-linux",
+            "--target",
+            "x86_64-unknown-none",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     suite::host_suite()?;
-    vmtest::run(&[])?;
+    vmtest::run(&["--kvmport".to_string()])?;
     println!(
         "host tests: {} passed, {} failed, {} skipped",
         host.passed, host.failed, host.ignored

@@ -28,8 +28,12 @@ use crate::{Result, cargo, output, run as run_cmd, step};
 
 /// Command-line help for `cargo xtask vmtest`.
 const USAGE: &str = "\
-usage: cargo xtask vmtest [--smp N] [--keep] [--timeout SECS] [--suite PATH] [-- SUITE-ARGS...]
+usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--suite PATH] [-- SUITE-ARGS...]
   --smp N         guest vCPUs (default 1)
+  --kvmport       also build kvmport.ko and run the suite against it in the same boot: it must
+                  load, finish the suite without kernel warnings and unload; differences from
+                  the reference are listed case by case
+  --strict        with --kvmport: also fail on a difference in a case that runs no guest code
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
   --suite PATH    run this static binary instead of building kvmport-conformance
@@ -46,17 +50,31 @@ struct GuestRun {
     /// Modules from `/mods` to `insmod`, in order (unloaded in reverse order afterwards). A
     /// module may carry parameters after colons: `kvm-amd:npt=0:nested=0`.
     modules: &'static [&'static str],
+    /// Judged case by case against the reference run (differences allowed only in cases that
+    /// run guest code) instead of having to pass every case.
+    compare: bool,
 }
 
-/// The runs `/init` performs, in order, in one boot. A run against our own module
-/// (`/dev/kvmport`) goes here once the module is built (and its `.ko` into [`guest_modules`]);
-/// each run unloads its modules afterwards, so the next one finds SVM free.
-const GUEST_RUNS: &[GuestRun] = &[GuestRun {
+/// The reference: upstream kvm_amd.
+const REFERENCE_RUN: GuestRun = GuestRun {
     label: "reference",
     title: "reference (kvm_amd)",
     device: "/dev/kvm",
     modules: &["irqbypass", "kvm", "ccp", "kvm-amd"],
-}];
+    compare: false,
+};
+
+/// Our module, after the reference's modules are unloaded (so `/dev/kvm` and SVM are free).
+const KVMPORT_RUN: GuestRun = GuestRun {
+    label: "kvmport",
+    title: "kvmport",
+    device: "/dev/kvm",
+    modules: &["kvmport"],
+    compare: true,
+};
+
+/// The default runs of one boot: the reference only.
+const GUEST_RUNS: &[&GuestRun] = &[&REFERENCE_RUN];
 
 /// Modules taken from the Debian kernel package.
 const KERNEL_MODULES: &[&str] = &["irqbypass", "kvm", "ccp", "kvm-amd"];
@@ -150,6 +168,10 @@ struct Opts {
     suite: Option<PathBuf>,
     /// Extra suite arguments.
     suite_args: Vec<String>,
+    /// Also run the suite against kvmport.ko.
+    kvmport: bool,
+    /// Fail on differences from the reference in cases that run no guest code.
+    strict: bool,
 }
 
 impl Opts {
@@ -161,6 +183,8 @@ impl Opts {
             timeout: Duration::from_secs(600),
             suite: None,
             suite_args: Vec::new(),
+            kvmport: false,
+            strict: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -185,6 +209,8 @@ impl Opts {
                 }
                 "--suite" => o.suite = Some(PathBuf::from(value("--suite")?)),
                 "--keep" => o.keep = true,
+                "--kvmport" => o.kvmport = true,
+                "--strict" => o.strict = true,
                 "--" => {
                     o.suite_args = it.by_ref().cloned().collect();
                 }
@@ -217,11 +243,25 @@ pub fn run(args: &[String]) -> Result {
     let _lock = lock_dir(&dir)?;
     let kernel = step_val("vmtest: guest kernel", || guest_kernel(&dir, opts.keep))?;
     let suite = step_val("vmtest: conformance suite", || suite_binary(&opts))?;
+    let mut plan = Plan {
+        runs: GUEST_RUNS.to_vec(),
+        modules: guest_modules(&kernel),
+        guest_cases: HashSet::new(),
+        strict: opts.strict,
+    };
+    if opts.kvmport {
+        let ko = step_val("vmtest: kvmport.ko", || {
+            crate::linux_module::build(&kernel.kver)
+        })?;
+        plan.modules.push(("kvmport".to_string(), ko));
+        plan.runs.push(&KVMPORT_RUN);
+        plan.guest_cases = step_val("vmtest: cases that run guest code", || guest_cases(&suite))?;
+    }
     let initrd = step_val("vmtest: initramfs", || {
-        write_initramfs(&dir, &kernel, &suite, &opts)
+        write_initramfs(&dir, &kernel, &suite, &opts, &plan)
     })?;
     let outcome = boot(&dir, &kernel, &initrd, &opts)?;
-    let verdict = outcome.report();
+    let verdict = outcome.report(&plan);
     eprintln!("vmtest: total {:.1} s", t0.elapsed().as_secs_f64());
     verdict
 }
@@ -697,8 +737,31 @@ fn is_static_elf(b: &[u8]) -> Result<bool> {
     Ok(true)
 }
 
+/// What one boot does: the runs, the modules it carries, and (for compared runs) which suite
+/// cases run guest code.
+struct Plan {
+    /// The runs, in order.
+    runs: Vec<&'static GuestRun>,
+    /// Modules for `/mods`: (name without `.ko`, host path).
+    modules: Vec<(String, PathBuf)>,
+    /// Cases the suite tags `[guest]` (from `--list`).
+    guest_cases: HashSet<String>,
+    /// Differences in cases that run no guest code fail the run.
+    strict: bool,
+}
+
+/// The suite cases that run guest code: `--list` prints `NAME [guest]` for them.
+fn guest_cases(suite: &Path) -> Result<HashSet<String>> {
+    let list = output(Command::new(suite).arg("--list"))?;
+    Ok(list
+        .lines()
+        .filter_map(|l| l.strip_suffix(" [guest]"))
+        .map(str::to_string)
+        .collect())
+}
+
 /// The `/etc/vmtest/runs` file: one `label device module...` line per run.
-fn runs_file(runs: &[GuestRun]) -> String {
+fn runs_file(runs: &[&GuestRun]) -> String {
     runs.iter()
         .map(|r| format!("{} {} {}\n", r.label, r.device, r.modules.join(" ")))
         .collect()
@@ -714,7 +777,13 @@ fn guest_modules(kernel: &Kernel) -> Vec<(String, PathBuf)> {
 }
 
 /// Writes `initramfs.cpio`: busybox, `/init`, the run list, the modules and the suite.
-fn write_initramfs(dir: &Path, kernel: &Kernel, suite: &Path, opts: &Opts) -> Result<PathBuf> {
+fn write_initramfs(
+    dir: &Path,
+    kernel: &Kernel,
+    suite: &Path,
+    opts: &Opts,
+    plan: &Plan,
+) -> Result<PathBuf> {
     let busybox_path = Path::new("/bin/busybox");
     let busybox = fs::read(busybox_path).map_err(io_err(busybox_path))?;
     if !is_static_elf(&busybox)? {
@@ -740,11 +809,11 @@ fn write_initramfs(dir: &Path, kernel: &Kernel, suite: &Path, opts: &Opts) -> Re
     a.file("bin/busybox", 0o755, &busybox);
     a.symlink("bin/sh", "busybox");
     a.file("init", 0o755, INIT_SCRIPT.as_bytes());
-    a.file("etc/vmtest/runs", 0o644, runs_file(GUEST_RUNS).as_bytes());
+    a.file("etc/vmtest/runs", 0o644, runs_file(&plan.runs).as_bytes());
     let args = opts.suite_args.join(" ") + "\n";
     a.file("etc/vmtest/suite-args", 0o644, args.as_bytes());
-    for (name, p) in guest_modules(kernel) {
-        let bytes = fs::read(&p).map_err(io_err(&p))?;
+    for (name, p) in &plan.modules {
+        let bytes = fs::read(p).map_err(io_err(p))?;
         a.file(&format!("mods/{name}.ko"), 0o644, &bytes);
     }
     a.file("bin/kvm-conformance", 0o755, &suite_bytes);
@@ -911,7 +980,7 @@ impl Judge {
     }
 
     /// The reasons the run failed, given the expected runs.
-    fn failures(&self, expected: &[GuestRun]) -> Vec<String> {
+    fn failures(&self, expected: &[&GuestRun]) -> Vec<String> {
         let mut f = Vec::new();
         if !self.init {
             f.push("the guest never reached /init".to_string());
@@ -934,10 +1003,10 @@ impl Judge {
             match (r.summary, r.rc) {
                 (_, None) => f.push(format!("{}: the suite did not finish", e.title)),
                 (None, _) => f.push(format!("{}: the suite printed no summary line", e.title)),
-                (Some([_, failed, _]), _) if failed > 0 => {
+                (Some([_, failed, _]), _) if failed > 0 && !e.compare => {
                     f.push(format!("{}: {failed} case(s) failed", e.title));
                 }
-                (_, Some(rc)) if rc != 0 => {
+                (_, Some(rc)) if rc != 0 && !e.compare => {
                     f.push(format!("{}: the suite exited with rc={rc}", e.title));
                 }
                 _ => {}
@@ -1157,9 +1226,9 @@ fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, opts: &Opts) -> Result<Outco
 
 impl Outcome {
     /// Prints the results and turns them into the command's result.
-    fn report(&self) -> Result {
+    fn report(&self, plan: &Plan) -> Result {
         let j = &self.judge;
-        let mut failures = j.failures(GUEST_RUNS);
+        let mut failures = j.failures(&plan.runs);
         if self.timed_out {
             failures.insert(0, "timeout: QEMU was killed".into());
         }
@@ -1201,7 +1270,8 @@ impl Outcome {
             self.t_total
         );
         eprintln!("serial log: {}", self.log.display());
-        for e in GUEST_RUNS {
+        let reference = j.runs.iter().find(|r| r.label == REFERENCE_RUN.label);
+        for e in &plan.runs {
             let Some(r) = j.runs.iter().find(|r| r.label == e.label) else {
                 continue;
             };
@@ -1213,8 +1283,23 @@ impl Outcome {
                     eprintln!("{}: {e}", path.display());
                 }
             }
+            if let (true, Some(reference)) = (e.compare, reference) {
+                let unexplained = compare_runs(reference, r, &plan.guest_cases, e.title);
+                if unexplained > 0 && !plan.strict {
+                    println!(
+                        "note: not gating: {unexplained} difference(s) in cases that run no guest \
+                         code (--strict makes them fail)"
+                    );
+                }
+                if unexplained > 0 && plan.strict {
+                    failures.push(format!(
+                        "{}: {unexplained} case(s) that run no guest code differ from the reference",
+                        e.title
+                    ));
+                }
+            }
             let failed: Vec<&String> = r.cases.iter().filter(|c| c.starts_with("FAIL")).collect();
-            if !failed.is_empty() {
+            if !failed.is_empty() && !e.compare {
                 println!("{} failures:", e.title);
                 for c in failed {
                     println!("  {c}");
@@ -1250,6 +1335,49 @@ impl Outcome {
             Err(format!("vmtest failed ({} problem(s))", failures.len()))
         }
     }
+}
+
+/// Prints every case whose outcome differs between the reference and `run`, marking those
+/// that run guest code, and returns how many differences are in cases that run none.
+fn compare_runs(
+    reference: &RunResult,
+    run: &RunResult,
+    guest: &HashSet<String>,
+    title: &str,
+) -> usize {
+    use crate::suite::{Outcome as Case, Report};
+    let want = Report::parse(&reference.cases.join("\n"));
+    let got = Report::parse(&run.cases.join("\n"));
+    let show = |o: Option<&Case>| match o {
+        Some(Case::Pass) => "ok".to_string(),
+        Some(Case::Fail(why)) => format!("FAIL ({why})"),
+        Some(Case::Skip(why)) => format!("skip ({why})"),
+        None => "missing".to_string(),
+    };
+    let mut names: Vec<&String> = want.cases.keys().chain(got.cases.keys()).collect();
+    names.sort();
+    names.dedup();
+    let (mut in_guest, mut unexplained) = (0, 0);
+    for name in names {
+        let (w, g) = (want.cases.get(name), got.cases.get(name));
+        if w == g {
+            continue;
+        }
+        let tag = if guest.contains(name) {
+            in_guest += 1;
+            "guest "
+        } else {
+            unexplained += 1;
+            "DIFF  "
+        };
+        println!("  {tag}{name}: kvm_amd {} | {title} {}", show(w), show(g));
+    }
+    println!(
+        "{title} differs from the reference in {} case(s): {unexplained} that run no guest code, \
+         {in_guest} that run guest code",
+        unexplained + in_guest
+    );
+    unexplained
 }
 
 /// The current UTC time as `YYYYmmdd-HHMMSS`.
