@@ -24,6 +24,8 @@ void kvmport_rs_vm_release(void *vm);
 void kvmport_rs_vcpu_release(void *vcpu);
 unsigned int kvmport_rs_vcpu_id(void *vcpu);
 void *kvmport_rs_vcpu_page(void *vcpu, unsigned long pgoff);
+int kvmport_rs_cpu_online(unsigned int cpu);
+void kvmport_rs_cpu_offline(unsigned int cpu);
 
 /* Services for the Rust Os implementation (kvmport_main.c). */
 void *kp_kmalloc(size_t size);

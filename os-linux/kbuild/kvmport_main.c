@@ -24,6 +24,8 @@
 #include <linux/timekeeping.h>
 #include <linux/signal.h>
 #include <linux/io.h>
+#include <linux/cpu.h>
+#include <linux/cpuhotplug.h>
 #include <asm/tsc.h>
 
 #include "kvmport_glue.h"
@@ -148,16 +150,54 @@ static struct miscdevice kp_misc = {
 	.fops = &kp_dev_fops,
 };
 
+static enum cpuhp_state kp_hp_state;
+
+/* CPU hotplug: the backend is enabled on a CPU coming online and disabled on one going
+ * offline. AP_ONLINE_DYN callbacks run on that CPU; the backend wants preemption off. */
+static int kp_cpu_up(unsigned int cpu)
+{
+	int r;
+
+	preempt_disable();
+	r = kvmport_rs_cpu_online(cpu);
+	preempt_enable();
+	return r;
+}
+
+static int kp_cpu_down(unsigned int cpu)
+{
+	preempt_disable();
+	kvmport_rs_cpu_offline(cpu);
+	preempt_enable();
+	return 0;
+}
+
 static int __init kp_init(void)
 {
-	int r = kvmport_rs_init();
+	int r;
 
+	/* Enable on the online CPUs and register for later ones with hotplug held off, so no
+	 * CPU is missed or enabled twice. */
+	cpus_read_lock();
+	r = kvmport_rs_init();
+	if (!r) {
+		r = cpuhp_setup_state_nocalls_cpuslocked(CPUHP_AP_ONLINE_DYN, "kvmport:online",
+							  kp_cpu_up, kp_cpu_down);
+		if (r < 0) {
+			kvmport_rs_exit();
+		} else {
+			kp_hp_state = r;
+			r = 0;
+		}
+	}
+	cpus_read_unlock();
 	if (r)
 		return r;
 	kp_misc.name = devname;
 	r = misc_register(&kp_misc);
 	if (r) {
 		pr_err("kvmport: cannot register /dev/%s (%d); try devname=kvmport\n", devname, r);
+		cpuhp_remove_state_nocalls(kp_hp_state);
 		kvmport_rs_exit();
 		return r;
 	}
@@ -168,6 +208,7 @@ static int __init kp_init(void)
 static void __exit kp_exit(void)
 {
 	misc_deregister(&kp_misc);
+	cpuhp_remove_state_nocalls(kp_hp_state);
 	kvmport_rs_exit();
 }
 

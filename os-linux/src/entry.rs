@@ -45,6 +45,31 @@ pub extern "C" fn kvmport_rs_exit() {
     }
 }
 
+/// Enables the backend on a CPU coming online (hotplug). Runs on that CPU, preemption off.
+#[unsafe(no_mangle)]
+pub extern "C" fn kvmport_rs_cpu_online(cpu: c_uint) -> c_int {
+    let p = SYSTEM.load(Ordering::Acquire);
+    if p.is_null() {
+        return 0;
+    }
+    // SAFETY: the static owns the reference; hotplug callbacks are removed before exit.
+    let sys = unsafe { KArc::<System<P>>::borrow_raw(p.cast()) };
+    match sys.cpu_online(cpu) {
+        Ok(()) => 0,
+        Err(e) => -e.raw(),
+    }
+}
+
+/// Disables the backend on a CPU going offline (hotplug). Runs on that CPU, preemption off.
+#[unsafe(no_mangle)]
+pub extern "C" fn kvmport_rs_cpu_offline(cpu: c_uint) {
+    let p = SYSTEM.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: as in `kvmport_rs_cpu_online`.
+        unsafe { KArc::<System<P>>::borrow_raw(p.cast()) }.cpu_offline(cpu);
+    }
+}
+
 /// Borrows an object behind a pointer from `KArc::into_raw` as a `KArc` without taking over
 /// its reference.
 ///

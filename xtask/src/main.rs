@@ -11,7 +11,7 @@
 //! - `vmtest`: boots Debian's 6.12 kernel under QEMU/TCG with an AMD SVM CPU, loads kvm_amd
 //!   and runs the suite against it (the reference).
 //! - `test`: the README's test command: format and lint checks, the host tests (including the
-//!   ABI layout check), `build-targets`, `hostsuite` and `vmtest --kvmport`.
+//!   ABI layout check), `build-targets`, `hostsuite` and `vmtest --kvmport --smp 2`.
 
 mod cpio;
 mod linux_module;
@@ -271,7 +271,11 @@ fn test() -> Result {
         ]))
     })?;
     suite::host_suite()?;
-    vmtest::run(&["--kvmport".to_string()])?;
+    vmtest::run(&[
+        "--kvmport".to_string(),
+        "--smp".to_string(),
+        "2".to_string(),
+    ])?;
     println!(
         "host tests: {} passed, {} failed, {} skipped",
         host.passed, host.failed, host.ignored

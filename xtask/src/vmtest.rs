@@ -132,6 +132,11 @@ while read -r label dev mods; do
     if [ $rc -ne 0 ]; then ok=0; break; fi
     loaded="$m $loaded"
   done
+  if [ $ok = 1 ] && [ -w /sys/devices/system/cpu/cpu1/online ]; then
+    # CPU hotplug with the hypervisor loaded: the module must disable and re-enable the CPU.
+    echo 0 > /sys/devices/system/cpu/cpu1/online && echo 1 > /sys/devices/system/cpu/cpu1/online
+    echo "VMTEST-HOTPLUG $label rc=$?"
+  fi
   if [ $ok = 1 ]; then
     echo "VMTEST-SUITE-BEGIN $label"
     /bin/kvm-conformance --device "$dev" $SUITE_ARGS </dev/null 2>&1
@@ -944,7 +949,7 @@ impl Judge {
                 }
                 return Event::SuiteEnd(label, line.to_string());
             }
-            "VMTEST-INSMOD" | "VMTEST-RMMOD" if rc_of(line) != Some(0) => {
+            "VMTEST-INSMOD" | "VMTEST-RMMOD" | "VMTEST-HOTPLUG" if rc_of(line) != Some(0) => {
                 self.step_failures.push(line.to_string());
                 return Event::StepFailed(line.to_string());
             }
