@@ -13,6 +13,10 @@ pub type CaseResult = Result<(), String>;
 pub struct Case {
     /// Dotted name, e.g. `vm.memslot.overlap_eexist`.
     pub name: &'static str,
+    /// The case runs guest code: it issues `KVM_RUN` on a vCPU fd. Only these cases may do so;
+    /// the runner enforces it at run time (see [`crate::guard`]), and `--no-guest` leaves them
+    /// out.
+    pub guest: bool,
     /// The test. It opens its own fds.
     pub run: fn(&Ctx) -> CaseResult,
 }
@@ -95,11 +99,19 @@ pub fn want_ret(r: Result<i64, Errno>, want: i64, what: &str) -> CaseResult {
     }
 }
 
-/// Builds a case table: `cases!["area.case" => function, ...]`.
+/// Builds a case table: `cases!["area.case" => function, guest "area.runs" => function, ...]`.
+///
+/// The `guest` keyword marks a case that runs guest code (issues `KVM_RUN` on a vCPU fd).
 #[macro_export]
 macro_rules! cases {
-    ($($name:literal => $run:expr),* $(,)?) => {
-        &[$($crate::harness::Case { name: $name, run: $run }),*]
+    (@guest guest) => { true };
+    (@guest) => { false };
+    ($($($guest:ident)? $name:literal => $run:expr),* $(,)?) => {
+        &[$($crate::harness::Case {
+            name: $name,
+            guest: $crate::cases!(@guest $($guest)?),
+            run: $run,
+        }),*]
     };
 }
 

@@ -1,12 +1,17 @@
 //! `kvm-conformance`: the KVM ABI conformance suite.
 //!
 //! ```text
-//! kvm-conformance [--device PATH] [--list] [--no-fork] [FILTER]
+//! kvm-conformance [--device PATH] [--list] [--no-guest] [--no-fork] [FILTER]
 //! ```
 //!
 //! Runs every case whose name contains `FILTER` against the KVM device at `PATH` (default
 //! `/dev/kvm`) and prints one line per case (`ok NAME`, `FAIL NAME: why`, `skip NAME: why`),
 //! then `N passed, N failed, N skipped`. The exit code is 0 iff no case failed.
+//!
+//! `--list` prints the selected case names instead, one a line, with ` [guest]` after the cases
+//! that run guest code. `--no-guest` leaves those cases out. A case that is not tagged `guest`
+//! may not issue `KVM_RUN` on a vCPU fd: in its forked child the runner traps that call (see
+//! [`guard`]) and fails the case.
 //!
 //! Each case runs in a forked child process, so that a panic (the workspace builds with
 //! `panic = "abort"`, where `catch_unwind` cannot catch), a crash or a hang is reported as a
@@ -15,6 +20,7 @@
 //! unwind. `--no-fork` runs the cases in-process (for debuggers).
 
 mod cases;
+mod guard;
 mod guest;
 mod harness;
 
@@ -118,6 +124,13 @@ fn run_forked(case: &Case, ctx: &Ctx) -> Outcome {
         drop(rd);
         let wfd = wr.as_raw_fd();
         install_sigusr1();
+        if !case.guest {
+            if let Err(e) = guard::install(wfd) {
+                write_all_fd(wfd, &encode(&Outcome::Fail(format!("KVM_RUN guard: {e}"))));
+                // SAFETY: see below.
+                unsafe { libc::_exit(0) };
+            }
+        }
         // A panic with panic=abort never returns to run_here: report it from the hook.
         if cfg!(panic = "abort") {
             std::panic::set_hook(Box::new(move |info| {
@@ -193,7 +206,7 @@ fn one_line(s: &str) -> String {
 }
 
 fn usage() -> ExitCode {
-    eprintln!("usage: kvm-conformance [--device PATH] [--list] [--no-fork] [FILTER]");
+    eprintln!("usage: kvm-conformance [--device PATH] [--list] [--no-guest] [--no-fork] [FILTER]");
     ExitCode::from(2)
 }
 
@@ -201,6 +214,7 @@ fn main() -> ExitCode {
     let mut device = PathBuf::from("/dev/kvm");
     let mut list = false;
     let mut fork = true;
+    let mut no_guest = false;
     let mut filter = String::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -211,6 +225,7 @@ fn main() -> ExitCode {
             },
             "--list" => list = true,
             "--no-fork" => fork = false,
+            "--no-guest" => no_guest = true,
             "-h" | "--help" => return usage(),
             s if s.starts_with('-') => return usage(),
             s => filter = s.to_string(),
@@ -219,12 +234,13 @@ fn main() -> ExitCode {
     let selected: Vec<&Case> = cases::ALL
         .iter()
         .flat_map(|m| m.iter())
-        .filter(|c| c.name.contains(&filter))
+        .filter(|c| c.name.contains(&filter) && !(no_guest && c.guest))
         .collect();
     let mut out = std::io::stdout().lock();
     if list {
         for c in &selected {
-            let _ = writeln!(out, "{}", c.name);
+            let tag = if c.guest { " [guest]" } else { "" };
+            let _ = writeln!(out, "{}{tag}", c.name);
         }
         return ExitCode::SUCCESS;
     }
@@ -266,6 +282,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check;
 
     #[test]
     fn names_are_unique_and_dotted() {
@@ -279,5 +296,90 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), n, "duplicate case names");
         assert!(names.iter().all(|n| n.contains('.') && !n.contains(' ')));
+    }
+
+    /// Issues `KVM_RUN` on a memfd whose name makes the guard take it for a vCPU fd.
+    fn run_on_fake_vcpu(_: &Ctx) -> CaseResult {
+        // SAFETY: creates a new fd from a NUL-terminated name.
+        let fd = unsafe { libc::memfd_create(c"kvm-vcpu:0".as_ptr(), 0) };
+        check!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());
+        // SAFETY: KVM_RUN takes no pointer; the memfd rejects it.
+        let r = unsafe { libc::ioctl(fd, kvmport_core::abi::ioctl::KVM_RUN as _, 0) };
+        check!(r < 0, "KVM_RUN on a memfd succeeded");
+        Ok(())
+    }
+
+    /// Issues `KVM_RUN` on a pipe (not a vCPU fd): the kernel's ENOTTY must come back.
+    fn run_on_pipe(_: &Ctx) -> CaseResult {
+        let mut fds = [0i32; 2];
+        // SAFETY: `fds` has room for two descriptors.
+        check!(unsafe { libc::pipe(fds.as_mut_ptr()) } == 0, "pipe");
+        // SAFETY: KVM_RUN takes no pointer; the pipe rejects it.
+        let r = unsafe { libc::ioctl(fds[0], kvmport_core::abi::ioctl::KVM_RUN as _, 0) };
+        let e = std::io::Error::last_os_error().raw_os_error();
+        check!(r == -1 && e == Some(libc::ENOTTY), "got {r}, errno {e:?}");
+        Ok(())
+    }
+
+    fn ctx() -> Ctx {
+        Ctx {
+            device: PathBuf::from("/dev/kvm"),
+        }
+    }
+
+    #[test]
+    fn guard_fails_untagged_kvm_run() {
+        if !guard::SUPPORTED {
+            return;
+        }
+        let case = Case {
+            name: "test.untagged",
+            guest: false,
+            run: run_on_fake_vcpu,
+        };
+        match run_forked(&case, &ctx()) {
+            Outcome::Fail(m) => assert!(m.contains(guard::UNTAGGED), "{m}"),
+            _ => panic!("an untagged case issued KVM_RUN and did not fail"),
+        }
+    }
+
+    #[test]
+    fn guard_lets_tagged_cases_and_other_fds_through() {
+        let tagged = Case {
+            name: "test.tagged",
+            guest: true,
+            run: run_on_fake_vcpu,
+        };
+        let pipe = Case {
+            name: "test.pipe",
+            guest: false,
+            run: run_on_pipe,
+        };
+        for c in [tagged, pipe] {
+            if let Outcome::Fail(m) = run_forked(&c, &ctx()) {
+                panic!("{}: {m}", c.name);
+            }
+        }
+    }
+
+    /// Runs every case not tagged `guest` against `/dev/kvm` (when it can be opened) and fails
+    /// if one of them issued `KVM_RUN` on a vCPU fd.
+    #[test]
+    fn untagged_cases_do_not_run_guests() {
+        let ctx = ctx();
+        if !guard::SUPPORTED || ctx.kvm().is_err() {
+            eprintln!("skipped: no guard in this build or no usable /dev/kvm");
+            return;
+        }
+        let bad: Vec<String> = cases::ALL
+            .iter()
+            .flat_map(|m| m.iter())
+            .filter(|c| !c.guest)
+            .filter_map(|c| match run_forked(c, &ctx) {
+                Outcome::Fail(m) if m.contains(guard::UNTAGGED) => Some(c.name.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert!(bad.is_empty(), "cases to tag `guest`: {bad:?}");
     }
 }

@@ -44,10 +44,12 @@ macro_rules! ptr_cases {
         &[$(
             Case {
                 name: concat!("hostile.null_ptr.", $name),
+                guest: false,
                 run: bad_ptr::<$fd, $cmd, false, $cap>,
             },
             Case {
                 name: concat!("hostile.wild_ptr.", $name),
+                guest: false,
                 run: bad_ptr::<$fd, $cmd, true, $cap>,
             },
         )*]
@@ -111,7 +113,7 @@ fn wrong_fd<const FD: u8, const CMD: u32, const ENOTTY: bool>(ctx: &Ctx) -> Case
 macro_rules! wrong_fd_cases {
     ($($fd:ident $cmd:ident $enotty:literal $name:literal;)*) => {
         &[$(
-            Case { name: concat!("hostile.wrong_fd.", $name), run: wrong_fd::<$fd, $cmd, $enotty> },
+            Case { name: concat!("hostile.wrong_fd.", $name), guest: false, run: wrong_fd::<$fd, $cmd, $enotty> },
         )*]
     };
 }
@@ -154,7 +156,7 @@ pub static CASES: &[Case] = crate::cases![
     "hostile.guard.get_msrs_entries" => guard_get_msrs,
     "hostile.guard.set_cpuid2_entries" => guard_set_cpuid,
     "hostile.guard.get_xsave2_short" => guard_xsave2,
-    "hostile.fork.vcpu_fd_eio" => fork_vcpu,
+    guest "hostile.fork.vcpu_fd_eio" => fork_vcpu,
     "hostile.fork.vm_fd_eio" => fork_vm,
     "hostile.fork.sys_fd_works" => fork_sys,
     "hostile.mmap.beyond_size_sigbus" => mmap_beyond,

@@ -55,7 +55,7 @@ pub static CASES: &[Case] = crate::cases![
     "vcpu.cpuid2.set_get" => cpuid_set_get,
     "vcpu.cpuid2.get_e2big" => cpuid_get_e2big,
     "vcpu.cpuid2.set_limits" => cpuid_set_limits,
-    "vcpu.cpuid2.frozen_after_run" => cpuid_frozen,
+    guest "vcpu.cpuid2.frozen_after_run" => cpuid_frozen,
     "vcpu.signal_mask.lengths" => signal_mask,
     "vcpu.mmap.zeroed_at_creation" => mmap_zeroed,
 ];

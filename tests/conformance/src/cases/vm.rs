@@ -45,7 +45,7 @@ pub static CASES: &[Case] = crate::cases![
     "vm.irqchip.twice_eexist" => irqchip_twice,
     "vm.irqchip.interrupt_enxio" => irqchip_interrupt,
     "vm.unknown_ioctl_enotty" => unknown_ioctl,
-    "vm.lifetime.vm_fd_closed_vcpu_runs" => vm_closed_vcpu_runs,
+    guest "vm.lifetime.vm_fd_closed_vcpu_runs" => vm_closed_vcpu_runs,
     "vm.lifetime.sys_fd_closed_vm_works" => sys_closed,
 ];
 
