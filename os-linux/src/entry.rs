@@ -43,6 +43,18 @@ pub extern "C" fn kvmport_rs_exit() {
         // SAFETY: `p` came from `KArc::into_raw` in init and is taken back once, here.
         drop(unsafe { KArc::<System<P>>::from_raw(p) });
     }
+    #[cfg(target_os = "none")]
+    let allocs = crate::kernel_rt::live_allocs();
+    #[cfg(not(target_os = "none"))]
+    let allocs = 0;
+    let (pages, held) = crate::os::live_pages();
+    // The harness requires all three to be zero after unload.
+    crate::os::log_args(
+        2,
+        format_args!(
+            "kvmport: unloaded; outstanding: {allocs} allocations, {pages} pages, {held} held pages"
+        ),
+    );
 }
 
 /// Enables the backend on a CPU coming online (hotplug). Runs on that CPU, preemption off.

@@ -3,6 +3,7 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::fmt::Write;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::ffi;
 
@@ -18,6 +19,14 @@ fn kmalloc_size(layout: Layout) -> usize {
     }
 }
 
+/// Live allocations made through the global allocator (for the leak report at unload).
+static LIVE_ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+/// Allocations not yet freed.
+pub fn live_allocs() -> usize {
+    LIVE_ALLOCS.load(Ordering::Relaxed)
+}
+
 struct KernelAlloc;
 
 // SAFETY: kmalloc returns memory of at least the requested size, aligned as `kmalloc_size`
@@ -25,10 +34,15 @@ struct KernelAlloc;
 unsafe impl GlobalAlloc for KernelAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: plain allocation; NULL on failure is GlobalAlloc's failure value.
-        unsafe { ffi::kp_kmalloc(kmalloc_size(layout)) }.cast()
+        let p: *mut u8 = unsafe { ffi::kp_kmalloc(kmalloc_size(layout)) }.cast();
+        if !p.is_null() {
+            LIVE_ALLOCS.fetch_add(1, Ordering::Relaxed);
+        }
+        p
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        LIVE_ALLOCS.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: `ptr` came from `alloc`/`realloc` (GlobalAlloc's contract).
         unsafe { ffi::kp_kfree(ptr.cast()) }
     }

@@ -5,6 +5,7 @@ use core::ffi::{c_int, c_uint, c_void};
 use core::fmt::{self, Write};
 use core::ops::{Deref, DerefMut};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kvmport_core::os::{
     EventFd, HeldPage, Lock, LogLevel, Os, PAGE_SIZE, Page, SigMask, UserAddr, WaitQueue,
@@ -12,6 +13,18 @@ use kvmport_core::os::{
 use kvmport_core::{Errno, KResult};
 
 use crate::ffi;
+
+/// Kernel pages and pinned user pages the module holds (for the leak report at unload).
+static LIVE_PAGES: AtomicUsize = AtomicUsize::new(0);
+static HELD_PAGES: AtomicUsize = AtomicUsize::new(0);
+
+/// (kernel pages, pinned user pages) not yet released.
+pub fn live_pages() -> (usize, usize) {
+    (
+        LIVE_PAGES.load(Ordering::Relaxed),
+        HELD_PAGES.load(Ordering::Relaxed),
+    )
+}
 
 /// The Linux `Os`. Stateless: every service is a kernel function.
 #[derive(Debug, Default)]
@@ -217,6 +230,7 @@ impl Page for KPage {
 
 impl Drop for KPage {
     fn drop(&mut self) {
+        LIVE_PAGES.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: `va` came from kp_page_zalloc and is freed once, here.
         unsafe { ffi::kp_page_free(self.va()) }
     }
@@ -245,6 +259,7 @@ impl HeldPage for KHeld {
 
 impl Drop for KHeld {
     fn drop(&mut self) {
+        HELD_PAGES.fetch_sub(1, Ordering::Relaxed);
         // SAFETY: `page` was pinned once by kp_pin_user_page and is unpinned once, here.
         unsafe { ffi::kp_unpin_user_page(self.page.as_ptr()) }
     }
@@ -379,6 +394,7 @@ impl Os for LinuxOs {
         // SAFETY: returns a zeroed page or NULL.
         let va =
             NonNull::new(unsafe { ffi::kp_page_zalloc() }.cast::<u8>()).ok_or(Errno::ENOMEM)?;
+        LIVE_PAGES.fetch_add(1, Ordering::Relaxed);
         Ok(KPage { va })
     }
 
@@ -408,6 +424,7 @@ impl Os for LinuxOs {
         let r = unsafe { ffi::kp_pin_user_page(addr.0, c_int::from(write), &mut page, &mut pa) };
         ffi::to_result(r.into())?;
         let page = NonNull::new(page).ok_or(Errno::EFAULT)?;
+        HELD_PAGES.fetch_add(1, Ordering::Relaxed);
         Ok(KHeld { page, pa, write })
     }
 

@@ -34,6 +34,7 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
                   load, finish the suite without kernel warnings and unload; differences from
                   the reference are listed case by case
   --strict        with --kvmport: also fail on a difference in a case that runs no guest code
+  --fuzz SECS     after each run's suite, fuzz its device with kvm-fuzz for SECS seconds
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
   --suite PATH    run this static binary instead of building kvmport-conformance
@@ -117,11 +118,14 @@ up() { cut -d' ' -f1 /proc/uptime; }
 echo "VMTEST-INIT uptime=$(up) kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)"
 grep -qw svm /proc/cpuinfo || echo "VMTEST-NOTE the guest CPU has no svm"
 SUITE_ARGS=$(cat /etc/vmtest/suite-args)
+FUZZ_SECS=$(cat /etc/vmtest/fuzz-seconds)
+slab() { grep -E '^(Slab|SUnreclaim):' /proc/meminfo | tr -s ' ' | tr '\n' ' '; }
 fails=0
 while read -r label dev mods; do
   case "$label" in ''|'#'*) continue;; esac
   loaded=""
   ok=1
+  echo "VMTEST-SLAB $label before-load $(slab)"
   for spec in $mods; do
     m=${spec%%:*}
     args=""
@@ -143,6 +147,13 @@ while read -r label dev mods; do
     rc=$?
     echo "VMTEST-SUITE-END $label rc=$rc"
     [ $rc -ne 0 ] && fails=$((fails + 1))
+    if [ "$FUZZ_SECS" -gt 0 ] 2>/dev/null; then
+      # Random guest code crashes QEMU 10's TCG; the fuzzer's guests run HLT loops.
+      /bin/kvm-fuzz --device "$dev" --seconds "$FUZZ_SECS" --guest-code hlt </dev/null >/tmp/fuzz.log 2>&1
+      frc=$?
+      grep -E '^fuzz:' /tmp/fuzz.log
+      echo "VMTEST-FUZZ $label rc=$frc"
+    fi
   else
     echo "VMTEST-SUITE-SKIPPED $label"
     fails=$((fails + 1))
@@ -151,6 +162,7 @@ while read -r label dev mods; do
     rmmod "$(echo "$m" | tr - _)" </dev/null
     echo "VMTEST-RMMOD $label $m rc=$?"
   done
+  echo "VMTEST-SLAB $label after-unload $(slab)"
 done </etc/vmtest/runs
 echo "VMTEST-DMESG-BEGIN"
 dmesg
@@ -177,6 +189,8 @@ struct Opts {
     kvmport: bool,
     /// Fail on differences from the reference in cases that run no guest code.
     strict: bool,
+    /// Seconds of `kvm-fuzz` per run (0: none).
+    fuzz: u64,
 }
 
 impl Opts {
@@ -190,6 +204,7 @@ impl Opts {
             suite_args: Vec::new(),
             kvmport: false,
             strict: false,
+            fuzz: 0,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -216,6 +231,11 @@ impl Opts {
                 "--keep" => o.keep = true,
                 "--kvmport" => o.kvmport = true,
                 "--strict" => o.strict = true,
+                "--fuzz" => {
+                    o.fuzz = value("--fuzz")?
+                        .parse()
+                        .map_err(|_| format!("--fuzz takes seconds\n{USAGE}"))?;
+                }
                 "--" => {
                     o.suite_args = it.by_ref().cloned().collect();
                 }
@@ -253,7 +273,11 @@ pub fn run(args: &[String]) -> Result {
         modules: guest_modules(&kernel),
         guest_cases: HashSet::new(),
         strict: opts.strict,
+        fuzzer: None,
     };
+    if opts.fuzz > 0 {
+        plan.fuzzer = Some(step_val("vmtest: kvm-fuzz", fuzzer_binary)?);
+    }
     if opts.kvmport {
         let ko = step_val("vmtest: kvmport.ko", || {
             crate::linux_module::build(&kernel.kver)
@@ -709,6 +733,20 @@ fn suite_binary(opts: &Opts) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// Builds the static `kvm-fuzz`.
+fn fuzzer_binary() -> Result<PathBuf> {
+    ensure_rust_target(SUITE_TARGET)?;
+    run_cmd(cargo().current_dir(workspace_root()).args([
+        "build",
+        "-p",
+        "kvmport-fuzz",
+        "--release",
+        "--target",
+        SUITE_TARGET,
+    ]))?;
+    Ok(target_dir().join(format!("{SUITE_TARGET}/release/kvm-fuzz")))
+}
+
 /// Adds a rustup target when it is missing (no-op without rustup).
 fn ensure_rust_target(target: &str) -> Result {
     let Ok(installed) = output(Command::new("rustup").args(["target", "list", "--installed"]))
@@ -753,6 +791,8 @@ struct Plan {
     guest_cases: HashSet<String>,
     /// Differences in cases that run no guest code fail the run.
     strict: bool,
+    /// The static `kvm-fuzz`, when fuzzing.
+    fuzzer: Option<PathBuf>,
 }
 
 /// The suite cases that run guest code: `--list` prints `NAME [guest]` for them.
@@ -822,6 +862,12 @@ fn write_initramfs(
         a.file(&format!("mods/{name}.ko"), 0o644, &bytes);
     }
     a.file("bin/kvm-conformance", 0o755, &suite_bytes);
+    let fuzz_secs = format!("{}\n", opts.fuzz);
+    a.file("etc/vmtest/fuzz-seconds", 0o644, fuzz_secs.as_bytes());
+    if let Some(f) = &plan.fuzzer {
+        let bytes = fs::read(f).map_err(io_err(f))?;
+        a.file("bin/kvm-fuzz", 0o755, &bytes);
+    }
     let bytes = a.finish();
 
     let out = dir.join("initramfs.cpio");
@@ -894,6 +940,10 @@ struct Judge {
     step_failures: Vec<String>,
     /// Lines seen.
     lines: usize,
+    /// `VMTEST-SLAB` lines: slab usage before each run's modules load and after they unload.
+    slab: Vec<String>,
+    /// kvmport's unload report (`outstanding: N allocations, N pages, N held pages`).
+    leak_report: Option<String>,
     /// For deduplicating `bad` (console lines reappear in the dmesg dump).
     seen_bad: HashSet<String>,
     /// The first problem line and the lines after it (up to [`CONTEXT_LINES`]).
@@ -927,6 +977,10 @@ impl Judge {
             }
             return Event::Bad(line.to_string());
         }
+        if let Some(i) = line.find("kvmport: unloaded; outstanding:") {
+            self.leak_report
+                .get_or_insert_with(|| line[i..].to_string());
+        }
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or("");
         let label = words.next().unwrap_or("").to_string();
@@ -949,7 +1003,14 @@ impl Judge {
                 }
                 return Event::SuiteEnd(label, line.to_string());
             }
-            "VMTEST-INSMOD" | "VMTEST-RMMOD" | "VMTEST-HOTPLUG" if rc_of(line) != Some(0) => {
+            "VMTEST-SLAB" => {
+                self.slab
+                    .push(line.trim_start_matches("VMTEST-SLAB ").to_string());
+                return Event::Other;
+            }
+            "VMTEST-INSMOD" | "VMTEST-RMMOD" | "VMTEST-HOTPLUG" | "VMTEST-FUZZ"
+                if rc_of(line) != Some(0) =>
+            {
                 self.step_failures.push(line.to_string());
                 return Event::StepFailed(line.to_string());
             }
@@ -1000,6 +1061,15 @@ impl Judge {
             ));
         }
         f.extend(self.step_failures.iter().map(|s| format!("guest: {s}")));
+        if expected.iter().any(|e| e.label == KVMPORT_RUN.label) {
+            match &self.leak_report {
+                None => f.push("kvmport: no unload report (outstanding allocations)".into()),
+                Some(r) if !r.ends_with("outstanding: 0 allocations, 0 pages, 0 held pages") => {
+                    f.push(format!("kvmport leaked: {r}"));
+                }
+                Some(_) => {}
+            }
+        }
         for e in expected {
             let Some(r) = self.runs.iter().find(|r| r.label == e.label) else {
                 f.push(format!("{}: the suite never started", e.title));
@@ -1275,6 +1345,12 @@ impl Outcome {
             self.t_total
         );
         eprintln!("serial log: {}", self.log.display());
+        for l in &j.slab {
+            println!("slab: {l}");
+        }
+        if let Some(r) = &j.leak_report {
+            println!("{r}");
+        }
         let reference = j.runs.iter().find(|r| r.label == REFERENCE_RUN.label);
         for e in &plan.runs {
             let Some(r) = j.runs.iter().find(|r| r.label == e.label) else {
