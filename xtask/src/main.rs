@@ -11,7 +11,7 @@
 //! - `vmtest`: boots Debian's 6.12 kernel under QEMU/TCG with an AMD SVM CPU, loads kvm_amd
 //!   and runs the suite against it (the reference).
 //! - `test`: the README's test command: format and lint checks, the host tests (including the
-//!   ABI layout check), `build-targets`, `hostsuite` and `vmtest --kvmport --smp 2`.
+//!   ABI layout check), `build-targets`, `hostsuite` and `vmtest --kvmport --smp 2 --fuzz 60`.
 
 mod cpio;
 mod linux_module;
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
         Some("linux-module") => linux_module::run_cmd(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|vmtest [--smp N] [--keep]>"
+                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|vmtest [--help]>"
             );
             return ExitCode::from(2);
         }
@@ -271,11 +271,8 @@ fn test() -> Result {
         ]))
     })?;
     suite::host_suite()?;
-    vmtest::run(&[
-        "--kvmport".to_string(),
-        "--smp".to_string(),
-        "2".to_string(),
-    ])?;
+    let vm_args = ["--kvmport", "--smp", "2", "--fuzz", "60"];
+    vmtest::run(&vm_args.map(String::from))?;
     println!(
         "host tests: {} passed, {} failed, {} skipped",
         host.passed, host.failed, host.ignored
