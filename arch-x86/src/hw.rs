@@ -4,7 +4,21 @@
 //! MSR numbers and bits are from the AMD64 Architecture Programmer's Manual, vol. 2
 //! ("SVM related MSRs", "Extended Feature Enable Register") and vol. 3 (`RDMSR`/`WRMSR`).
 
+use kvmport_core::abi::x86::KvmRegs;
+
 use crate::cpuid::Leaf;
+
+// The world switch addresses `KvmRegs` fields by offset.
+const _: () = {
+    assert!(core::mem::offset_of!(KvmRegs, rbx) == 8);
+    assert!(core::mem::offset_of!(KvmRegs, rcx) == 16);
+    assert!(core::mem::offset_of!(KvmRegs, rdx) == 24);
+    assert!(core::mem::offset_of!(KvmRegs, rsi) == 32);
+    assert!(core::mem::offset_of!(KvmRegs, rdi) == 40);
+    assert!(core::mem::offset_of!(KvmRegs, rbp) == 56);
+    assert!(core::mem::offset_of!(KvmRegs, r8) == 64);
+    assert!(core::mem::offset_of!(KvmRegs, r15) == 120);
+};
 
 /// `EFER`: extended feature enable register.
 pub const MSR_EFER: u32 = 0xc000_0080;
@@ -54,6 +68,38 @@ pub trait Hw: Send + Sync + Sized + 'static {
     unsafe fn wrmsr(&self, msr: u32, value: u64);
     /// `RDTSC` on the current CPU.
     fn rdtsc(&self) -> u64;
+
+    /// Whether [`Hw::world_switch`] really enters a guest (false for fakes: the backend then
+    /// refuses `KVM_RUN` with `ENOSYS`).
+    fn can_world_switch(&self) -> bool {
+        false
+    }
+
+    /// `CLGI`: masks interrupts (and NMIs) globally on the current CPU.
+    ///
+    /// # Safety
+    /// SVM must be enabled on the current CPU; the caller must call [`Hw::stgi`] on the same
+    /// CPU, with preemption disabled in between.
+    unsafe fn clgi(&self) {}
+
+    /// `STGI`: unmasks interrupts globally again.
+    ///
+    /// # Safety
+    /// SVM must be enabled on the current CPU.
+    unsafe fn stgi(&self) {}
+
+    /// The world switch: `VMSAVE` of the host into `host_pa`, `VMLOAD` and `VMRUN` of the
+    /// guest VMCB at `vmcb_pa` with the guest's RBX, RCX, RDX, RSI, RDI, RBP and R8-R15 taken
+    /// from `*regs`, then, after `#VMEXIT`, those registers stored back into `*regs`,
+    /// `VMSAVE` of the guest and `VMLOAD` of the host. The host's DR7 is kept.
+    ///
+    /// # Safety
+    /// Called between [`Hw::clgi`] and [`Hw::stgi`] on a CPU where SVM is enabled and whose
+    /// `VM_HSAVE_PA` is set; `vmcb_pa` is a VMCB page with a valid guest, `host_pa` a page this
+    /// CPU owns, and `regs` points to a `KvmRegs` valid for reads and writes.
+    unsafe fn world_switch(&self, vmcb_pa: u64, host_pa: u64, regs: *mut KvmRegs) {
+        let _ = (vmcb_pa, host_pa, regs);
+    }
 }
 
 /// The real processor.
@@ -121,5 +167,100 @@ impl Hw for RealHw {
             );
         }
         (u64::from(hi) << 32) | u64::from(lo)
+    }
+
+    fn can_world_switch(&self) -> bool {
+        true
+    }
+
+    unsafe fn clgi(&self) {
+        // SAFETY: the caller guarantees SVM is enabled here (so CLGI does not raise #UD) and
+        // that STGI follows on this CPU; CLGI touches no memory.
+        unsafe { core::arch::asm!("clgi", options(nomem, nostack)) }
+    }
+
+    unsafe fn stgi(&self) {
+        // SAFETY: SVM is enabled here (caller); STGI only sets GIF, which lets the interrupts
+        // held pending since CLGI or #VMEXIT be taken.
+        unsafe { core::arch::asm!("stgi", options(nomem, nostack)) }
+    }
+
+    unsafe fn world_switch(&self, vmcb_pa: u64, host_pa: u64, regs: *mut KvmRegs) {
+        // SAFETY: the caller guarantees GIF is clear, SVM and VM_HSAVE_PA are set up, both
+        // pages are valid for VMSAVE/VMLOAD/VMRUN and `regs` is valid (offsets checked by the
+        // assertions above). RBX and RBP, which cannot be declared clobbered, are saved on the
+        // stack with the three pointers; every other general register is declared clobbered.
+        // The pushes and pops are balanced, so RSP is unchanged at the end. VMRUN restores the
+        // host's RAX (the VMCB address), RSP and RIP on #VMEXIT. #VMEXIT disables the
+        // host's breakpoints, so DR7 is saved first and written back last.
+        unsafe {
+            core::arch::asm!(
+                "mov rax, dr7",
+                "push rax",
+                "push rbx",
+                "push rbp",
+                "push rdi",
+                "push rsi",
+                "push rdx",
+                "mov rax, rsi",
+                "vmsave rax",
+                "mov rax, rdx",
+                "vmload rax",
+                "mov rbx, [rdi + 8]",
+                "mov rcx, [rdi + 16]",
+                "mov rdx, [rdi + 24]",
+                "mov rsi, [rdi + 32]",
+                "mov rbp, [rdi + 56]",
+                "mov r8, [rdi + 64]",
+                "mov r9, [rdi + 72]",
+                "mov r10, [rdi + 80]",
+                "mov r11, [rdi + 88]",
+                "mov r12, [rdi + 96]",
+                "mov r13, [rdi + 104]",
+                "mov r14, [rdi + 112]",
+                "mov r15, [rdi + 120]",
+                "mov rdi, [rdi + 40]",
+                "vmrun rax",
+                "push rdi",
+                "mov rdi, [rsp + 24]",
+                "mov [rdi + 8], rbx",
+                "mov [rdi + 16], rcx",
+                "mov [rdi + 24], rdx",
+                "mov [rdi + 32], rsi",
+                "mov [rdi + 56], rbp",
+                "mov [rdi + 64], r8",
+                "mov [rdi + 72], r9",
+                "mov [rdi + 80], r10",
+                "mov [rdi + 88], r11",
+                "mov [rdi + 96], r12",
+                "mov [rdi + 104], r13",
+                "mov [rdi + 112], r14",
+                "mov [rdi + 120], r15",
+                "pop rax",
+                "mov [rdi + 40], rax",
+                "pop rax",
+                "vmsave rax",
+                "pop rax",
+                "vmload rax",
+                "pop rdi",
+                "pop rbp",
+                "pop rbx",
+                "pop rax",
+                "mov dr7, rax",
+                inout("rdi") regs => _,
+                inout("rsi") host_pa => _,
+                inout("rdx") vmcb_pa => _,
+                out("rax") _,
+                out("rcx") _,
+                out("r8") _,
+                out("r9") _,
+                out("r10") _,
+                out("r11") _,
+                out("r12") _,
+                out("r13") _,
+                out("r14") _,
+                out("r15") _,
+            );
+        }
     }
 }

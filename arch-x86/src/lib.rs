@@ -37,6 +37,7 @@ pub mod hw;
 pub mod msr;
 pub mod state;
 pub mod svm;
+pub mod vmrun;
 
 pub use hw::{Hw, RealHw};
 pub use svm::{Svm, SvmVm};

@@ -1,0 +1,639 @@
+//! The SVM world switch's pure parts: the VMCB image (layout from the AMD64 Architecture
+//! Programmer's Manual vol. 2, appendix B "Layout of VMCB"), loading and storing the guest
+//! state of a [`VcpuState`], exit decoding (`EXITINFO1` of IOIO and nested page faults) and
+//! the nested page table ([`Npt`]).
+
+use alloc::vec::Vec;
+
+use kvmport_core::kalloc::{vec_filled, vec_push};
+use kvmport_core::os::{HeldPage, Page};
+use kvmport_core::{Errno, KResult, Os};
+
+use crate::hw::EFER_SVME;
+use crate::state::{Dtable, VcpuState, VmcbSeg, cr0, seg};
+
+/// Bytes of the VMCB this backend writes and reads back: the control area (0x000-0x3ff) and
+/// the part of the state-save area up to and including `G_PAT`/`DBGCTL`.
+pub const VMCB_IMAGE_LEN: usize = 0x700;
+
+/// A software copy of the first [`VMCB_IMAGE_LEN`] bytes of a VMCB, copied into the VMCB page
+/// before `VMRUN` and back from it after `#VMEXIT`.
+#[repr(C, align(8))]
+#[derive(Clone, Debug)]
+pub struct VmcbImage(pub [u8; VMCB_IMAGE_LEN]);
+
+const _: () = assert!(core::mem::size_of::<VmcbImage>() == VMCB_IMAGE_LEN);
+
+/// Offsets in the VMCB control area.
+pub mod ctl {
+    /// Exception intercept bitmap (u32).
+    pub const EXCEPTIONS: usize = 0x008;
+    /// Intercepts, first vector (u32): INTR, NMI, ..., SHUTDOWN.
+    pub const MISC1: usize = 0x00c;
+    /// Intercepts, second vector (u32): VMRUN, VMMCALL, ...
+    pub const MISC2: usize = 0x010;
+    /// `IOPM_BASE_PA` (u64).
+    pub const IOPM_BASE: usize = 0x040;
+    /// `MSRPM_BASE_PA` (u64).
+    pub const MSRPM_BASE: usize = 0x048;
+    /// Guest ASID (u32).
+    pub const ASID: usize = 0x058;
+    /// `TLB_CONTROL` (u8).
+    pub const TLB_CONTROL: usize = 0x05c;
+    /// Virtual interrupt control (u64): `V_INTR_MASKING` is bit 24.
+    pub const VINTR: usize = 0x060;
+    /// `EXITCODE` (u64).
+    pub const EXITCODE: usize = 0x070;
+    /// `EXITINFO1` (u64).
+    pub const EXITINFO1: usize = 0x078;
+    /// `EXITINFO2` (u64).
+    pub const EXITINFO2: usize = 0x080;
+    /// `EXITINTINFO` (u64).
+    pub const EXITINTINFO: usize = 0x088;
+    /// `NP_ENABLE` is bit 0 (u64).
+    pub const NP_ENABLE: usize = 0x090;
+    /// `EVENTINJ` (u64).
+    pub const EVENTINJ: usize = 0x0a8;
+    /// `N_CR3` (u64).
+    pub const N_CR3: usize = 0x0b0;
+}
+
+/// Offsets in the VMCB state-save area (which starts at 0x400).
+pub mod save {
+    /// ES (a 16-byte [`VmcbSeg`](crate::state::VmcbSeg)).
+    pub const ES: usize = 0x400;
+    /// CS.
+    pub const CS: usize = 0x410;
+    /// SS.
+    pub const SS: usize = 0x420;
+    /// DS.
+    pub const DS: usize = 0x430;
+    /// FS.
+    pub const FS: usize = 0x440;
+    /// GS.
+    pub const GS: usize = 0x450;
+    /// GDTR (limit at +4, base at +8).
+    pub const GDTR: usize = 0x460;
+    /// LDTR.
+    pub const LDTR: usize = 0x470;
+    /// IDTR (limit at +4, base at +8).
+    pub const IDTR: usize = 0x480;
+    /// TR.
+    pub const TR: usize = 0x490;
+    /// CPL (u8).
+    pub const CPL: usize = 0x4cb;
+    /// EFER.
+    pub const EFER: usize = 0x4d0;
+    /// CR4.
+    pub const CR4: usize = 0x548;
+    /// CR3.
+    pub const CR3: usize = 0x550;
+    /// CR0.
+    pub const CR0: usize = 0x558;
+    /// DR7.
+    pub const DR7: usize = 0x560;
+    /// DR6.
+    pub const DR6: usize = 0x568;
+    /// RFLAGS.
+    pub const RFLAGS: usize = 0x570;
+    /// RIP.
+    pub const RIP: usize = 0x578;
+    /// RSP.
+    pub const RSP: usize = 0x5d8;
+    /// RAX.
+    pub const RAX: usize = 0x5f8;
+    /// CR2.
+    pub const CR2: usize = 0x640;
+    /// G_PAT.
+    pub const G_PAT: usize = 0x668;
+}
+
+/// Intercept bits of [`ctl::MISC1`].
+pub mod misc1 {
+    /// Physical interrupt.
+    pub const INTR: u32 = 1 << 0;
+    /// NMI.
+    pub const NMI: u32 = 1 << 1;
+    /// SMI.
+    pub const SMI: u32 = 1 << 2;
+    /// `CPUID`.
+    pub const CPUID: u32 = 1 << 18;
+    /// `INVD`.
+    pub const INVD: u32 = 1 << 22;
+    /// `HLT`.
+    pub const HLT: u32 = 1 << 24;
+    /// `INVLPGA` (available to the guest, whose EFER.SVME is set).
+    pub const INVLPGA: u32 = 1 << 26;
+    /// Task switch.
+    pub const TASK_SWITCH: u32 = 1 << 29;
+    /// Port I/O through the I/O permission map.
+    pub const IOIO_PROT: u32 = 1 << 27;
+    /// MSR accesses through the MSR permission map.
+    pub const MSR_PROT: u32 = 1 << 28;
+    /// Shutdown (triple fault).
+    pub const SHUTDOWN: u32 = 1 << 31;
+}
+
+/// Intercept bits of [`ctl::MISC2`].
+pub mod misc2 {
+    /// `VMRUN` (mandatory).
+    pub const VMRUN: u32 = 1 << 0;
+    /// `VMMCALL`.
+    pub const VMMCALL: u32 = 1 << 1;
+    /// `VMLOAD`.
+    pub const VMLOAD: u32 = 1 << 2;
+    /// `VMSAVE`.
+    pub const VMSAVE: u32 = 1 << 3;
+    /// `STGI`.
+    pub const STGI: u32 = 1 << 4;
+    /// `CLGI`.
+    pub const CLGI: u32 = 1 << 5;
+    /// `SKINIT`.
+    pub const SKINIT: u32 = 1 << 6;
+    /// `MONITOR`.
+    pub const MONITOR: u32 = 1 << 10;
+    /// `MWAIT`.
+    pub const MWAIT: u32 = 1 << 11;
+    /// `XSETBV` (XCR0 is not switched by `VMRUN`).
+    pub const XSETBV: u32 = 1 << 13;
+}
+
+/// Exit codes (`EXITCODE`).
+pub mod code {
+    /// Physical interrupt.
+    pub const INTR: u64 = 0x60;
+    /// NMI.
+    pub const NMI: u64 = 0x61;
+    /// SMI.
+    pub const SMI: u64 = 0x62;
+    /// `CPUID`.
+    pub const CPUID: u64 = 0x72;
+    /// `HLT`.
+    pub const HLT: u64 = 0x78;
+    /// Port I/O.
+    pub const IOIO: u64 = 0x7b;
+    /// `RDMSR`/`WRMSR`.
+    pub const MSR: u64 = 0x7c;
+    /// Shutdown.
+    pub const SHUTDOWN: u64 = 0x7f;
+    /// Nested page fault.
+    pub const NPF: u64 = 0x400;
+    /// Invalid guest state (compare the low 32 bits: TCG stores it zero-extended).
+    pub const INVALID: u32 = 0xffff_ffff;
+}
+
+/// Exceptions intercepted (the guest's own IDT handles the others): #DB and #AC, which a
+/// guest can turn into endless delivery loops that no interrupt breaks.
+pub const EXCEPTIONS: u32 = (1 << 1) | (1 << 17);
+
+/// DR7 the guest runs with: breakpoints off. DR0-DR3 are not switched yet, so the guest's
+/// DR7 (kept in the state model) would arm breakpoints at the host's addresses.
+pub const GUEST_DR7: u64 = 0x400;
+
+impl VmcbImage {
+    /// An all-zero image.
+    pub const fn new() -> VmcbImage {
+        VmcbImage([0; VMCB_IMAGE_LEN])
+    }
+
+    /// Reads `N` bytes at `off` (zeros if out of range).
+    fn get<const N: usize>(&self, off: usize) -> [u8; N] {
+        let mut out = [0u8; N];
+        if let Some(s) = self.0.get(off..off + N) {
+            out.copy_from_slice(s);
+        }
+        out
+    }
+
+    /// Writes `v` at `off` (ignored if out of range).
+    fn put(&mut self, off: usize, v: &[u8]) {
+        if let Some(d) = self.0.get_mut(off..off + v.len()) {
+            d.copy_from_slice(v);
+        }
+    }
+
+    /// The u64 at `off`.
+    pub fn u64(&self, off: usize) -> u64 {
+        u64::from_le_bytes(self.get(off))
+    }
+
+    /// Sets the u64 at `off`.
+    pub fn set_u64(&mut self, off: usize, v: u64) {
+        self.put(off, &v.to_le_bytes());
+    }
+
+    /// Sets the u32 at `off`.
+    pub fn set_u32(&mut self, off: usize, v: u32) {
+        self.put(off, &v.to_le_bytes());
+    }
+
+    /// The segment at `off`.
+    pub fn seg(&self, off: usize) -> VmcbSeg {
+        VmcbSeg {
+            selector: u16::from_le_bytes(self.get(off)),
+            attrib: u16::from_le_bytes(self.get(off + 2)),
+            limit: u32::from_le_bytes(self.get(off + 4)),
+            base: u64::from_le_bytes(self.get(off + 8)),
+        }
+    }
+
+    /// Sets the segment at `off`.
+    pub fn set_seg(&mut self, off: usize, s: &VmcbSeg) {
+        self.put(off, &s.selector.to_le_bytes());
+        self.put(off + 2, &s.attrib.to_le_bytes());
+        self.put(off + 4, &s.limit.to_le_bytes());
+        self.put(off + 8, &s.base.to_le_bytes());
+    }
+
+    fn dtable(&self, off: usize) -> Dtable {
+        Dtable {
+            // CAST: descriptor-table limits are 16 bits; the upper half is reserved.
+            limit: u32::from_le_bytes(self.get(off + 4)) as u16,
+            base: self.u64(off + 8),
+        }
+    }
+
+    fn set_dtable(&mut self, off: usize, d: &Dtable) {
+        self.set_u32(off + 4, u32::from(d.limit));
+        self.set_u64(off + 8, d.base);
+    }
+}
+
+impl Default for VmcbImage {
+    fn default() -> Self {
+        VmcbImage::new()
+    }
+}
+
+/// VMCB slot of each entry of [`VcpuState::segs`].
+const SEG_SLOTS: [(usize, usize); 8] = [
+    (seg::CS, save::CS),
+    (seg::DS, save::DS),
+    (seg::ES, save::ES),
+    (seg::FS, save::FS),
+    (seg::GS, save::GS),
+    (seg::SS, save::SS),
+    (seg::TR, save::TR),
+    (seg::LDT, save::LDTR),
+];
+
+/// `RFLAGS.VM`.
+const RFLAGS_VM: u64 = 1 << 17;
+
+/// The CPL the guest runs at: 0 in real mode, 3 in virtual-8086 mode, else SS.DPL.
+pub fn guest_cpl(v: &VcpuState) -> u8 {
+    if v.cr0 & cr0::PE == 0 {
+        0
+    } else if v.regs.rflags & RFLAGS_VM != 0 {
+        3
+    } else {
+        let ss = v.segs.get(seg::SS).map_or(0, |s| s.attrib);
+        // CAST: two bits.
+        ((ss >> 5) & 3) as u8
+    }
+}
+
+/// Writes the guest state of `v` into the save area of `img`. `EFER.SVME` is set, as
+/// `VMRUN` requires.
+pub fn load_guest(img: &mut VmcbImage, v: &VcpuState) {
+    for (i, off) in SEG_SLOTS {
+        if let Some(s) = v.segs.get(i) {
+            img.set_seg(off, s);
+        }
+    }
+    img.set_dtable(save::GDTR, &v.gdt);
+    img.set_dtable(save::IDTR, &v.idt);
+    img.put(save::CPL, &[guest_cpl(v)]);
+    img.set_u64(save::EFER, v.efer | EFER_SVME);
+    img.set_u64(save::CR0, v.cr0);
+    img.set_u64(save::CR2, v.cr2);
+    img.set_u64(save::CR3, v.cr3);
+    img.set_u64(save::CR4, v.cr4);
+    img.set_u64(save::DR6, v.dr6);
+    img.set_u64(save::DR7, GUEST_DR7);
+    img.set_u64(save::RFLAGS, v.regs.rflags);
+    img.set_u64(save::RIP, v.regs.rip);
+    img.set_u64(save::RSP, v.regs.rsp);
+    img.set_u64(save::RAX, v.regs.rax);
+    img.set_u64(save::G_PAT, v.msrs.pat);
+}
+
+/// Reads the guest state back from the save area of `img` after `#VMEXIT`.
+pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
+    for (i, off) in SEG_SLOTS {
+        if let Some(s) = v.segs.get_mut(i) {
+            *s = img.seg(off);
+        }
+    }
+    v.gdt = img.dtable(save::GDTR);
+    v.idt = img.dtable(save::IDTR);
+    v.efer = img.u64(save::EFER) & !EFER_SVME;
+    v.cr0 = img.u64(save::CR0);
+    v.cr2 = img.u64(save::CR2);
+    v.cr3 = img.u64(save::CR3);
+    v.cr4 = img.u64(save::CR4);
+    v.dr6 = img.u64(save::DR6);
+    v.regs.rflags = img.u64(save::RFLAGS);
+    v.regs.rip = img.u64(save::RIP);
+    v.regs.rsp = img.u64(save::RSP);
+    v.regs.rax = img.u64(save::RAX);
+}
+
+/// A decoded IOIO `EXITINFO1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IoExit {
+    /// Port.
+    pub port: u16,
+    /// Access size in bytes (1, 2 or 4).
+    pub size: u8,
+    /// `IN` (rather than `OUT`).
+    pub input: bool,
+    /// String instruction (`INS`/`OUTS`).
+    pub string: bool,
+    /// `REP` prefix.
+    pub rep: bool,
+}
+
+impl IoExit {
+    /// Decodes `EXITINFO1` of an IOIO intercept: TYPE bit 0 (1 = IN), STR bit 2, REP bit 3,
+    /// SZ8/SZ16/SZ32 bits 4-6, port bits 31:16. `None` if no size bit is set.
+    pub fn decode(info1: u64) -> Option<IoExit> {
+        let size = match (info1 >> 4) & 7 {
+            1 => 1,
+            2 => 2,
+            4 => 4,
+            _ => return None,
+        };
+        Some(IoExit {
+            // CAST: bits 31:16.
+            port: (info1 >> 16) as u16,
+            size,
+            input: info1 & 1 != 0,
+            string: info1 & (1 << 2) != 0,
+            rep: info1 & (1 << 3) != 0,
+        })
+    }
+}
+
+/// Merges `IN` data of `size` bytes into RAX: 1 and 2 bytes keep the upper bits, 4 bytes
+/// zero-extend (as a 32-bit register write does).
+pub fn merge_in(rax: u64, size: u8, data: u32) -> u64 {
+    match size {
+        1 => (rax & !0xff) | u64::from(data & 0xff),
+        2 => (rax & !0xffff) | u64::from(data & 0xffff),
+        _ => u64::from(data),
+    }
+}
+
+/// Whether an event `EXITINTINFO` reports as interrupted must be injected again: not for
+/// software interrupts (type 4) or the `INT3`/`INTO` exceptions (type 3, vectors 3 and 4),
+/// whose instruction runs again since RIP still points at it.
+pub fn needs_reinject(intinfo: u64) -> bool {
+    if intinfo & (1 << 31) == 0 {
+        return false;
+    }
+    let vector = intinfo & 0xff;
+    match (intinfo >> 8) & 7 {
+        4 => false,
+        3 => !(vector == 3 || vector == 4),
+        _ => true,
+    }
+}
+
+/// Nested page fault `EXITINFO1`: the access was a write.
+pub fn npf_is_write(info1: u64) -> bool {
+    info1 & (1 << 1) != 0
+}
+
+/// Index into the level-`level` table (4 = PML4 ... 1 = PT) of a nested walk of `gpa`.
+pub fn npt_index(gpa: u64, level: u32) -> usize {
+    // CAST: nine bits.
+    ((gpa >> (12 + 9 * (level.saturating_sub(1)))) & 0x1ff) as usize
+}
+
+/// Nested page-table entry bits.
+pub mod pte {
+    /// Present.
+    pub const P: u64 = 1 << 0;
+    /// Writable.
+    pub const RW: u64 = 1 << 1;
+    /// User (nested walks are user accesses, so every entry has it).
+    pub const US: u64 = 1 << 2;
+}
+
+const NONE: u32 = u32::MAX;
+
+/// One table page of an [`Npt`], with the indices of its child tables (empty for a leaf
+/// table).
+struct Table<O: Os> {
+    page: O::Page,
+    child: Vec<u32>,
+}
+
+/// A nested page table built lazily from nested page faults, owning its table pages and the
+/// held guest pages it maps. Dropping or [`clear`](Npt::clear)ing releases them.
+pub struct Npt<O: Os> {
+    tables: Vec<Table<O>>,
+    held: Vec<O::HeldPage>,
+    /// Incremented on each tear-down, so a fault resolved before one is not mapped after it.
+    pub generation: u64,
+}
+
+impl<O: Os> Default for Npt<O> {
+    fn default() -> Self {
+        Npt {
+            tables: Vec::new(),
+            held: Vec::new(),
+            generation: 0,
+        }
+    }
+}
+
+impl<O: Os> Npt<O> {
+    fn new_table(&mut self, os: &O, leaf: bool) -> KResult<u32> {
+        let page = os.page_zalloc()?;
+        let child = if leaf {
+            Vec::new()
+        } else {
+            vec_filled(512, NONE)?
+        };
+        let idx = u32::try_from(self.tables.len()).map_err(|_| Errno::ENOMEM)?;
+        vec_push(&mut self.tables, Table { page, child })?;
+        Ok(idx)
+    }
+
+    /// The physical address of the PML4, allocating it if needed.
+    pub fn root(&mut self, os: &O) -> KResult<u64> {
+        if self.tables.is_empty() {
+            self.new_table(os, false)?;
+        }
+        self.tables
+            .first()
+            .map(|t| t.page.pa())
+            .ok_or(Errno::ENOMEM)
+    }
+
+    /// Maps the 4 KiB guest frame at `gpa` to `page` with `P|US` and `RW` if `writable`,
+    /// keeping `page` held until the table is torn down.
+    pub fn map(&mut self, os: &O, gpa: u64, page: O::HeldPage, writable: bool) -> KResult<()> {
+        self.root(os)?;
+        let mut t = 0usize;
+        for level in [4u32, 3, 2] {
+            let idx = npt_index(gpa, level);
+            let cur = self
+                .tables
+                .get(t)
+                .and_then(|tb| tb.child.get(idx).copied())
+                .ok_or(Errno::EINVAL)?;
+            let next = if cur == NONE {
+                let n = self.new_table(os, level == 2)?;
+                let pa = self
+                    .tables
+                    .get(n as usize)
+                    .map(|tb| tb.page.pa())
+                    .ok_or(Errno::ENOMEM)?;
+                let tb = self.tables.get_mut(t).ok_or(Errno::EINVAL)?;
+                if !tb
+                    .page
+                    .write(idx * 8, &(pa | pte::P | pte::RW | pte::US).to_le_bytes())
+                {
+                    return Err(Errno::EINVAL);
+                }
+                if let Some(c) = tb.child.get_mut(idx) {
+                    *c = n;
+                }
+                n
+            } else {
+                cur
+            };
+            t = next as usize;
+        }
+        let flags = pte::P | pte::US | if writable { pte::RW } else { 0 };
+        let entry = (page.pa() & !0xfff) | flags;
+        vec_push(&mut self.held, page)?;
+        let tb = self.tables.get(t).ok_or(Errno::EINVAL)?;
+        if !tb.page.write(npt_index(gpa, 1) * 8, &entry.to_le_bytes()) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Tears the whole table down, releasing table pages and held guest pages.
+    pub fn clear(&mut self) {
+        self.tables.clear();
+        self.held.clear();
+        self.generation = self.generation.wrapping_add(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::VcpuState;
+
+    #[test]
+    fn ioio_exitinfo1() {
+        // OUT DX, AL to port 0x3f8: size 1, out.
+        assert_eq!(
+            IoExit::decode(0x03f8_0010),
+            Some(IoExit {
+                port: 0x3f8,
+                size: 1,
+                input: false,
+                string: false,
+                rep: false
+            })
+        );
+        // IN EAX, 0x71: size 4, in.
+        assert_eq!(
+            IoExit::decode(0x0071_0041),
+            Some(IoExit {
+                port: 0x71,
+                size: 4,
+                input: true,
+                string: false,
+                rep: false
+            })
+        );
+        // REP OUTSW to 0x1234 with a 32-bit address size.
+        assert_eq!(
+            IoExit::decode(0x1234_0000 | (1 << 8) | (2 << 4) | (1 << 3) | (1 << 2)),
+            Some(IoExit {
+                port: 0x1234,
+                size: 2,
+                input: false,
+                string: true,
+                rep: true
+            })
+        );
+        assert_eq!(IoExit::decode(0x1234_0000), None);
+        assert_eq!(IoExit::decode(0x1234_0030), None);
+    }
+
+    #[test]
+    fn in_merge() {
+        assert_eq!(
+            merge_in(0x1122_3344_5566_7788, 1, 0xab),
+            0x1122_3344_5566_77ab
+        );
+        assert_eq!(
+            merge_in(0x1122_3344_5566_7788, 2, 0xabcd),
+            0x1122_3344_5566_abcd
+        );
+        assert_eq!(merge_in(0x1122_3344_5566_7788, 4, 0xdead_beef), 0xdead_beef);
+    }
+
+    #[test]
+    fn reinjection() {
+        // #PF with error code: again.
+        assert!(needs_reinject(0x8000_0b0e));
+        // External interrupt 0x20: again.
+        assert!(needs_reinject(0x8000_0020));
+        // INT 0x80 (software interrupt) and INT3: re-executed instead.
+        assert!(!needs_reinject(0x8000_0480));
+        assert!(!needs_reinject(0x8000_0303));
+        // Not valid.
+        assert!(!needs_reinject(0x0000_0b0e));
+    }
+
+    #[test]
+    fn npt_indices() {
+        let gpa = 0x0000_7f12_3456_7000u64;
+        assert_eq!(npt_index(gpa, 4), 0xfe);
+        assert_eq!(npt_index(gpa, 3), 0x48);
+        assert_eq!(npt_index(gpa, 2), 0x1a2);
+        assert_eq!(npt_index(gpa, 1), 0x167);
+        assert_eq!(npt_index(0xfffff000, 1), 511);
+        assert_eq!(npt_index(0xfffff000, 2), 511);
+        assert_eq!(npt_index(0xfffff000, 3), 3);
+        assert_eq!(npt_index(0xfffff000, 4), 0);
+        assert!(npf_is_write(0x1_0000_0006));
+        assert!(!npf_is_write(0x1_0000_0005));
+    }
+
+    #[test]
+    fn state_round_trips_through_the_save_area() {
+        let mut v = VcpuState::reset(0, 0).unwrap();
+        v.regs.rax = 0x1234;
+        v.regs.rsp = 0x8000;
+        let mut img = VmcbImage::new();
+        load_guest(&mut img, &v);
+        // Reset CS: selector 0xf000, attrib P|S|code 0xb = 0x9b, limit 0xffff, base 0xffff0000.
+        assert_eq!(
+            img.0[save::CS..save::CS + 16],
+            [
+                0x00, 0xf0, 0x9b, 0x00, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0
+            ]
+        );
+        assert_eq!(img.u64(save::EFER), EFER_SVME);
+        assert_eq!(img.u64(save::RIP), 0xfff0);
+        assert_eq!(img.u64(save::RAX), 0x1234);
+        assert_eq!(img.0[save::CPL], 0);
+        let mut w = VcpuState::reset(1, 0).unwrap();
+        store_guest(&img, &mut w);
+        assert_eq!(w.segs, v.segs);
+        assert_eq!(w.regs, v.regs);
+        assert_eq!(w.efer, 0);
+        assert_eq!((w.cr0, w.gdt, w.idt), (v.cr0, v.gdt, v.idt));
+    }
+}
