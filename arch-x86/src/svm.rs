@@ -20,9 +20,9 @@ use kvmport_core::abi::ioctl::{
 };
 use kvmport_core::abi::x86::{
     KVM_MAX_CPUID_ENTRIES, KVM_MAX_XCRS, KVM_NR_INTERRUPTS, KVM_SREGS2_FLAGS_PDPTRS_VALID,
-    KVM_USER_MEM_SLOTS, KVM_X86_DEFAULT_VM, KvmCpuid, KvmCpuid2, KvmCpuidEntry, KvmCpuidEntry2,
-    KvmDebugregs, KvmFpu, KvmMsrEntry, KvmMsrList, KvmMsrs, KvmRegs, KvmSregs, KvmSregs2,
-    KvmVcpuEvents, KvmXcr, KvmXcrs, KvmXsave,
+    KVM_USER_MEM_SLOTS, KVM_X86_DEFAULT_VM, KvmCpuid, KvmCpuid2, KvmCpuidEntry2, KvmDebugregs,
+    KvmFpu, KvmMsrEntry, KvmMsrList, KvmMsrs, KvmRegs, KvmSregs, KvmSregs2, KvmVcpuEvents, KvmXcr,
+    KvmXcrs, KvmXsave,
 };
 use kvmport_core::abi::{
     KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, KvmClockData, KvmEnableCap,
@@ -283,29 +283,19 @@ impl<H: Hw> Svm<H> {
     }
 
     fn set_cpuid_v1<O: Os>(&self, os: &O, v: &mut VcpuState, addr: UserAddr) -> KResult<i64> {
-        let head: KvmCpuid = user::read(os, addr)?;
-        if head.nent > KVM_MAX_CPUID_ENTRIES {
-            return Err(Errno::E2BIG);
-        }
-        let base = addr.offset(core::mem::size_of::<KvmCpuid>() as u64)?;
-        let old: Vec<KvmCpuidEntry> = user::read_array(os, base, head.nent as usize)?;
+        let (_, old) = fam::read::<_, KvmCpuid>(os, addr)?;
         let mut entries = Vec::new();
         entries
             .try_reserve_exact(old.len())
             .map_err(|_| Errno::ENOMEM)?;
-        for e in &old {
-            vec_push(
-                &mut entries,
-                KvmCpuidEntry2 {
-                    function: e.function,
-                    eax: e.eax,
-                    ebx: e.ebx,
-                    ecx: e.ecx,
-                    edx: e.edx,
-                    ..Default::default()
-                },
-            )?;
-        }
+        entries.extend(old.iter().map(|e| KvmCpuidEntry2 {
+            function: e.function,
+            eax: e.eax,
+            ebx: e.ebx,
+            ecx: e.ecx,
+            edx: e.edx,
+            ..Default::default()
+        }));
         self.set_cpuid(v, entries)
     }
 

@@ -6,7 +6,8 @@ use alloc::vec::Vec;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::abi::x86::{
-    KVM_MAX_CPUID_ENTRIES, KvmCpuid2, KvmCpuidEntry2, KvmMsrEntry, KvmMsrList, KvmMsrs,
+    KVM_MAX_CPUID_ENTRIES, KvmCpuid, KvmCpuid2, KvmCpuidEntry, KvmCpuidEntry2, KvmMsrEntry,
+    KvmMsrList, KvmMsrs,
 };
 use crate::errno::{Errno, KResult};
 use crate::os::{Os, UserAddr};
@@ -33,6 +34,21 @@ impl Fam for KvmCpuid2 {
     }
     fn with_count(n: u32) -> Self {
         KvmCpuid2 {
+            nent: n,
+            padding: 0,
+        }
+    }
+}
+
+impl Fam for KvmCpuid {
+    type Entry = KvmCpuidEntry;
+    /// The legacy `KVM_SET_CPUID` shares `KVM_MAX_CPUID_ENTRIES`.
+    const MAX: u32 = KVM_MAX_CPUID_ENTRIES;
+    fn count(&self) -> u32 {
+        self.nent
+    }
+    fn with_count(n: u32) -> Self {
+        KvmCpuid {
             nent: n,
             padding: 0,
         }

@@ -19,7 +19,7 @@ use crate::arch::Arch;
 use crate::errno::{Errno, KResult};
 use crate::ioevent::{Bus, IoBus, Request};
 use crate::kalloc::{KArc, vec_filled, vec_push};
-use crate::memslot::{DIRTY_LOG_MANUAL_CAPS, Gfn, Memslots, Region};
+use crate::memslot::{DIRTY_LOG_MANUAL_CAPS, Gfn, Memslots, Region, SlotId};
 use crate::os::{Lock, Os, UserAddr};
 use crate::system::{Outcome, System};
 use crate::user;
@@ -228,7 +228,7 @@ impl<P: Platform> Vm<P> {
         let mut words = Vec::new();
         slot.dirty_snapshot(&mut words, clear)?;
         if clear && words.iter().any(|w| *w != 0) {
-            let as_id = (log.slot >> 16) as u16;
+            let as_id = SlotId::from_raw(log.slot).as_id;
             self.archi()
                 .vm_dirty_rearm(os, &self.arch, as_id, slot.base(), slot.npages());
         }
@@ -238,11 +238,8 @@ impl<P: Platform> Vm<P> {
     fn clear_dirty_log(&self, log: &KvmClearDirtyLog) -> KResult<()> {
         let os = self.os();
         let slots = self.slots.lock();
-        let limits = slots.limits();
-        let (as_id, id) = ((log.slot >> 16) as u16, (log.slot & 0xffff) as u16);
-        if as_id >= limits.address_spaces || id >= limits.slots {
-            return Err(Errno::EINVAL);
-        }
+        // An out-of-range slot is EINVAL in `dirty_slot`, like a misaligned first page, so
+        // checking the page first gives Linux's errno for every input.
         if log.first_page % 64 != 0 {
             return Err(Errno::EINVAL);
         }
@@ -269,6 +266,7 @@ impl<P: Platform> Vm<P> {
         }
         slot.dirty_clear(log.first_page, &mask)?;
         if mask.iter().any(|w| *w != 0) {
+            let as_id = SlotId::from_raw(log.slot).as_id;
             let first = Gfn(slot.base().0 + log.first_page);
             self.archi()
                 .vm_dirty_rearm(os, &self.arch, as_id, first, num);
