@@ -35,6 +35,10 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
                   the reference are listed case by case
   --strict        with --kvmport: also fail on a difference in a case that runs no guest code
   --fuzz SECS     after each run's suite, fuzz its device with kvm-fuzz for SECS seconds
+  --fuzz-args A   kvm-fuzz arguments besides device and duration (default \"--guest-code hlt\")
+  --no-reference  with --kvmport: skip the kvm_amd run
+  --append ARGS   extra guest kernel command-line arguments (e.g. ignore_loglevel)
+  --monitor SOCK  serve QEMU's human monitor on this Unix socket (to inspect a hung guest)
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
   --suite PATH    run this static binary instead of building kvmport-conformance
@@ -119,6 +123,7 @@ echo "VMTEST-INIT uptime=$(up) kernel=$(uname -r) cpus=$(grep -c ^processor /pro
 grep -qw svm /proc/cpuinfo || echo "VMTEST-NOTE the guest CPU has no svm"
 SUITE_ARGS=$(cat /etc/vmtest/suite-args)
 FUZZ_SECS=$(cat /etc/vmtest/fuzz-seconds)
+FUZZ_ARGS=$(cat /etc/vmtest/fuzz-args)
 slab() { grep -E '^(Slab|SUnreclaim):' /proc/meminfo | tr -s ' ' | tr '\n' ' '; }
 fails=0
 while read -r label dev mods; do
@@ -148,10 +153,10 @@ while read -r label dev mods; do
     echo "VMTEST-SUITE-END $label rc=$rc"
     [ $rc -ne 0 ] && fails=$((fails + 1))
     if [ "$FUZZ_SECS" -gt 0 ] 2>/dev/null; then
-      # Random guest code crashes QEMU 10's TCG; the fuzzer's guests run HLT loops.
-      /bin/kvm-fuzz --device "$dev" --seconds "$FUZZ_SECS" --guest-code hlt </dev/null >/tmp/fuzz.log 2>&1
+      # Random guest code crashes QEMU 10's TCG; by default the fuzzer's guests run HLT loops.
+      /bin/kvm-fuzz --device "$dev" --seconds "$FUZZ_SECS" $FUZZ_ARGS </dev/null >/tmp/fuzz.log 2>&1
       frc=$?
-      grep -E '^fuzz:' /tmp/fuzz.log
+      grep -E '^(fuzz:|kvm-fuzz:)' /tmp/fuzz.log
       echo "VMTEST-FUZZ $label rc=$frc"
     fi
   else
@@ -191,6 +196,14 @@ struct Opts {
     strict: bool,
     /// Seconds of `kvm-fuzz` per run (0: none).
     fuzz: u64,
+    /// Arguments for `kvm-fuzz` besides the device and duration.
+    fuzz_args: String,
+    /// Skip the kvm_amd run (with `--kvmport`: iterate on kvmport alone).
+    no_reference: bool,
+    /// Extra kernel command-line arguments.
+    append: String,
+    /// A Unix socket for QEMU's human monitor (debugging a hung guest).
+    monitor: Option<PathBuf>,
 }
 
 impl Opts {
@@ -205,6 +218,10 @@ impl Opts {
             kvmport: false,
             strict: false,
             fuzz: 0,
+            fuzz_args: "--guest-code hlt".to_string(),
+            no_reference: false,
+            append: String::new(),
+            monitor: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -236,11 +253,18 @@ impl Opts {
                         .parse()
                         .map_err(|_| format!("--fuzz takes seconds\n{USAGE}"))?;
                 }
+                "--fuzz-args" => o.fuzz_args = value("--fuzz-args")?,
+                "--no-reference" => o.no_reference = true,
+                "--append" => o.append = value("--append")?,
+                "--monitor" => o.monitor = Some(PathBuf::from(value("--monitor")?)),
                 "--" => {
                     o.suite_args = it.by_ref().cloned().collect();
                 }
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
+        }
+        if o.no_reference && !o.kvmport {
+            return Err(format!("--no-reference needs --kvmport\n{USAGE}"));
         }
         if o.suite_args.iter().any(|a| a.contains(char::is_whitespace)) {
             return Err("suite arguments cannot contain whitespace".into());
@@ -269,7 +293,11 @@ pub fn run(args: &[String]) -> Result {
     let kernel = step_val("vmtest: guest kernel", || guest_kernel(&dir, opts.keep))?;
     let suite = step_val("vmtest: conformance suite", || suite_binary(&opts))?;
     let mut plan = Plan {
-        runs: GUEST_RUNS.to_vec(),
+        runs: if opts.no_reference {
+            Vec::new()
+        } else {
+            GUEST_RUNS.to_vec()
+        },
         modules: guest_modules(&kernel),
         guest_cases: HashSet::new(),
         strict: opts.strict,
@@ -864,6 +892,8 @@ fn write_initramfs(
     a.file("bin/kvm-conformance", 0o755, &suite_bytes);
     let fuzz_secs = format!("{}\n", opts.fuzz);
     a.file("etc/vmtest/fuzz-seconds", 0o644, fuzz_secs.as_bytes());
+    let fuzz_args = format!("{}\n", opts.fuzz_args);
+    a.file("etc/vmtest/fuzz-args", 0o644, fuzz_args.as_bytes());
     if let Some(f) = &plan.fuzzer {
         let bytes = fs::read(f).map_err(io_err(f))?;
         a.file("bin/kvm-fuzz", 0o755, &bytes);
@@ -1182,10 +1212,17 @@ fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, opts: &Opts) -> Result<Outco
         .arg(initrd)
         .args([
             "-append",
-            "console=ttyS0 panic=-1 oops=panic quiet loglevel=5",
+            &format!(
+                "console=ttyS0 panic=-1 oops=panic quiet loglevel=5 {}",
+                opts.append
+            ),
         ])
         .args(["-nographic", "-no-reboot", "-nodefaults"])
-        .args(["-serial", "stdio", "-monitor", "none"])
+        .args(["-serial", "stdio", "-monitor"])
+        .arg(match &opts.monitor {
+            Some(p) => format!("unix:{},server,nowait", p.display()),
+            None => "none".to_string(),
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -65,6 +65,9 @@ pub struct Limits {
     pub no_state: bool,
     /// Never issue `KVM_RUN`.
     pub no_run: bool,
+    /// When non-zero, only the [`cmds::STATE_SETTERS`] whose bit (by index) is set are issued:
+    /// for narrowing down which state a misbehaving run needs.
+    pub state_allow: u64,
 }
 
 /// A vCPU fd and its `kvm_run` mapping.
@@ -1039,9 +1042,12 @@ impl Fuzzer {
 
     /// Issues `cmd` on `fd` with a generated argument, and learns from the result.
     fn issue(&mut self, kind: Kind, fd: i32, cmd: u32) {
-        if (self.limits.no_state && cmds::STATE_SETTERS.contains(&cmd))
-            || (self.limits.no_run && cmd == KVM_RUN)
-        {
+        let setter = cmds::STATE_SETTERS.iter().position(|&c| c == cmd);
+        let refused = setter.is_some_and(|i| {
+            self.limits.no_state
+                || (self.limits.state_allow != 0 && self.limits.state_allow & (1 << i) == 0)
+        });
+        if refused || (self.limits.no_run && cmd == KVM_RUN) {
             return;
         }
         let (arg, placed) = match self.arg_for(cmd) {

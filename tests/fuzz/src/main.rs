@@ -50,7 +50,7 @@ const EXIT_NO_DEVICE: i32 = 3;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: kvm-fuzz --device PATH --seconds N [--seed S] [--guest-code random|snippets|hlt] [--no-state] [--no-run]"
+        "usage: kvm-fuzz --device PATH --seconds N [--seed S] [--guest-code random|snippets|hlt] [--no-state] [--no-run] [--state-allow MASK]"
     );
     ExitCode::from(2)
 }
@@ -127,6 +127,10 @@ fn main() -> ExitCode {
             },
             "--no-state" => limits.no_state = true,
             "--no-run" => limits.no_run = true,
+            "--state-allow" => match val().as_deref().and_then(parse_u64) {
+                Some(m) => limits.state_allow = m,
+                None => return usage(),
+            },
             _ => return usage(),
         }
     }
