@@ -100,6 +100,71 @@ pub trait Hw: Send + Sync + Sized + 'static {
     unsafe fn world_switch(&self, vmcb_pa: u64, host_pa: u64, regs: *mut KvmRegs) {
         let _ = (vmcb_pa, host_pa, regs);
     }
+
+    /// `XGETBV` of `XCR0` (0 for fakes and processors without `XSAVE`).
+    fn xcr0(&self) -> u64 {
+        0
+    }
+
+    /// `XSETBV` of `XCR0`.
+    ///
+    /// # Safety
+    /// The processor has `XSAVE` with `CR4.OSXSAVE` set, `value` is a valid `XCR0` for it, and
+    /// the caller owns the FPU registers (between `Os::fpu_begin` and `Os::fpu_end`) and puts
+    /// the host's value back before giving them up.
+    unsafe fn set_xcr0(&self, value: u64) {
+        let _ = value;
+    }
+
+    /// Loads the FPU/SIMD registers from `img`: `XRSTOR` of the components in `mask` when
+    /// `xsave` is true, else `FXRSTOR` of the x87/SSE state.
+    ///
+    /// # Safety
+    /// The caller owns the FPU registers (`Os::fpu_begin`); `img` is a standard-format image
+    /// that passed the `KVM_SET_XSAVE` checks (no header or `MXCSR` bits the processor
+    /// refuses) and `mask` is within the current `XCR0`.
+    unsafe fn fpu_load(&self, img: &XsaveArea, mask: u64, xsave: bool) {
+        let _ = (img, mask, xsave);
+    }
+
+    /// Stores the FPU/SIMD registers into `img` (`XSAVE` of `mask`, or `FXSAVE`).
+    ///
+    /// # Safety
+    /// As for [`Hw::fpu_load`]: the caller owns the FPU registers and `mask` is within `XCR0`.
+    unsafe fn fpu_store(&self, img: &mut XsaveArea, mask: u64, xsave: bool) {
+        let _ = (img, mask, xsave);
+    }
+}
+
+/// A 64-byte aligned XSAVE image of [`XSAVE_AREA_SIZE`] bytes, the form `XSAVE`, `XRSTOR`,
+/// `FXSAVE` and `FXRSTOR` require. [`XsaveArea::bytes`] views it as the standard-format image
+/// `KVM_GET_XSAVE` carries.
+#[derive(Debug, Clone)]
+pub struct XsaveArea(alloc::vec::Vec<XsaveChunk>);
+
+/// One 64-byte aligned piece of an [`XsaveArea`].
+#[derive(Debug, Clone, Copy, zerocopy::FromBytes, zerocopy::IntoBytes, zerocopy::Immutable)]
+#[repr(C, align(64))]
+pub struct XsaveChunk([u8; 64]);
+
+/// Size of an [`XsaveArea`]: the 4 KiB of `struct kvm_xsave`.
+pub const XSAVE_AREA_SIZE: usize = 4096;
+
+impl XsaveArea {
+    /// A zeroed image (`ENOMEM` if it cannot be allocated).
+    pub fn new() -> kvmport_core::KResult<XsaveArea> {
+        kvmport_core::kalloc::vec_filled(XSAVE_AREA_SIZE / 64, XsaveChunk([0; 64])).map(XsaveArea)
+    }
+
+    /// The image as bytes.
+    pub fn bytes(&self) -> &[u8] {
+        zerocopy::IntoBytes::as_bytes(self.0.as_slice())
+    }
+
+    /// The image as mutable bytes.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        zerocopy::IntoBytes::as_mut_bytes(self.0.as_mut_slice())
+    }
 }
 
 /// The real processor.
@@ -261,6 +326,93 @@ impl Hw for RealHw {
                 out("r14") _,
                 out("r15") _,
             );
+        }
+    }
+
+    fn xcr0(&self) -> u64 {
+        if core::arch::x86_64::__cpuid(1).ecx & (1 << 27) == 0 {
+            return 0;
+        }
+        let (lo, hi): (u32, u32);
+        // SAFETY: CPUID.1:ECX.OSXSAVE says the OS enabled XGETBV (CR4.OSXSAVE); ECX = 0
+        // names XCR0, which always exists; the instruction only writes EAX/EDX.
+        unsafe {
+            core::arch::asm!(
+                "xgetbv",
+                in("ecx") 0u32,
+                out("eax") lo,
+                out("edx") hi,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+        (u64::from(hi) << 32) | u64::from(lo)
+    }
+
+    unsafe fn set_xcr0(&self, value: u64) {
+        // CAST: split into EDX:EAX.
+        let (lo, hi) = (value as u32, (value >> 32) as u32);
+        // SAFETY: the caller guarantees XSAVE is enabled, `value` is valid for this processor
+        // and that it owns the FPU registers whose management XCR0 controls.
+        unsafe {
+            core::arch::asm!(
+                "xsetbv",
+                in("ecx") 0u32,
+                in("eax") lo,
+                in("edx") hi,
+                options(nomem, nostack, preserves_flags),
+            );
+        }
+    }
+
+    unsafe fn fpu_load(&self, img: &XsaveArea, mask: u64, xsave: bool) {
+        let p = img.bytes().as_ptr();
+        // CAST: split into EDX:EAX.
+        let (lo, hi) = (mask as u32, (mask >> 32) as u32);
+        // SAFETY: `p` is 64-byte aligned (XsaveChunk) and points to 4 KiB, more than the
+        // image for any mask within XCR0 (the probe checks CPUID 0xD); the caller guarantees
+        // the header and MXCSR were validated, so neither instruction faults, and that it owns
+        // the registers being loaded.
+        unsafe {
+            if xsave {
+                core::arch::asm!(
+                    "xrstor64 [{p}]",
+                    p = in(reg) p,
+                    in("eax") lo,
+                    in("edx") hi,
+                    options(nostack, readonly, preserves_flags),
+                );
+            } else {
+                core::arch::asm!(
+                    "fxrstor64 [{p}]",
+                    p = in(reg) p,
+                    options(nostack, readonly, preserves_flags),
+                );
+            }
+        }
+    }
+
+    unsafe fn fpu_store(&self, img: &mut XsaveArea, mask: u64, xsave: bool) {
+        let p = img.bytes_mut().as_mut_ptr();
+        // CAST: split into EDX:EAX.
+        let (lo, hi) = (mask as u32, (mask >> 32) as u32);
+        // SAFETY: as for `fpu_load`: `p` is 64-byte aligned and large enough, the caller owns
+        // the registers; XSAVE/FXSAVE only write the image.
+        unsafe {
+            if xsave {
+                core::arch::asm!(
+                    "xsave64 [{p}]",
+                    p = in(reg) p,
+                    in("eax") lo,
+                    in("edx") hi,
+                    options(nostack, preserves_flags),
+                );
+            } else {
+                core::arch::asm!(
+                    "fxsave64 [{p}]",
+                    p = in(reg) p,
+                    options(nostack, preserves_flags),
+                );
+            }
         }
     }
 }

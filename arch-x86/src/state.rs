@@ -12,11 +12,10 @@ use kvmport_core::abi::x86::{
     KVM_VCPUEVENT_VALID_TRIPLE_FAULT, KvmCpuidEntry2, KvmDebugregs, KvmDtable, KvmRegs, KvmSegment,
     KvmSregs, KvmVcpuEvents, OF_VECTOR,
 };
-use kvmport_core::kalloc::vec_filled;
 use kvmport_core::{Errno, KResult};
 
 use crate::cpuid_table::{self, XFEATURE_FP, XFEATURE_SSE, XFEATURE_YMM, cr4};
-use crate::hw::{EFER_LMA, EFER_LME};
+use crate::hw::{EFER_LMA, EFER_LME, XsaveArea};
 
 /// A segment register in the VMCB state-save format (APM vol. 2, table B-2).
 #[repr(C)]
@@ -278,7 +277,7 @@ pub struct VcpuState {
     /// Whether `pdptrs` came from user space and are current.
     pub pdptrs_valid: bool,
     /// Guest XSAVE image, standard format, [`xsave::SIZE`] bytes.
-    pub xsave: Vec<u8>,
+    pub xsave: XsaveArea,
     /// XCR0.
     pub xcr0: u64,
     /// DR0..DR3.
@@ -366,9 +365,9 @@ impl VcpuState {
             attrib: ATTR_P | 0x2,
             ..data
         };
-        let mut xsave = vec_filled(xsave::SIZE, 0u8)?;
-        put(&mut xsave, xsave::FCW, &0x37fu16.to_le_bytes());
-        put(&mut xsave, xsave::MXCSR, &0x1f80u32.to_le_bytes());
+        let mut xsave = XsaveArea::new()?;
+        put(xsave.bytes_mut(), xsave::FCW, &0x37fu16.to_le_bytes());
+        put(xsave.bytes_mut(), xsave::MXCSR, &0x1f80u32.to_le_bytes());
         Ok(VcpuState {
             id,
             regs: KvmRegs {
@@ -617,7 +616,7 @@ impl VcpuState {
     /// Reads `N` bytes of the XSAVE image at `off`.
     pub fn xsave_get<const N: usize>(&self, off: usize) -> [u8; N] {
         let mut out = [0u8; N];
-        if let Some(src) = self.xsave.get(off..off.saturating_add(N)) {
+        if let Some(src) = self.xsave.bytes().get(off..off.saturating_add(N)) {
             out.copy_from_slice(src);
         }
         out
@@ -625,7 +624,7 @@ impl VcpuState {
 
     /// Writes `bytes` into the XSAVE image at `off`.
     pub fn xsave_put(&mut self, off: usize, bytes: &[u8]) {
-        put(&mut self.xsave, off, bytes);
+        put(self.xsave.bytes_mut(), off, bytes);
     }
 }
 
@@ -1044,19 +1043,19 @@ mod tests {
     #[test]
     fn xsave_rules() {
         let v = VcpuState::reset(0, 0).unwrap();
-        assert_eq!(check_xsave(&v.xsave, 7), Ok(()));
-        let mut img = v.xsave.clone();
+        assert_eq!(check_xsave(v.xsave.bytes(), 7), Ok(()));
+        let mut img = v.xsave.bytes().to_vec();
         img[xsave::XSTATE_BV] = 0x7;
         assert_eq!(check_xsave(&img, 7), Ok(()));
         img[xsave::XSTATE_BV] = 0x8;
         assert_eq!(check_xsave(&img, 7), Err(Errno::EINVAL));
-        let mut img = v.xsave.clone();
+        let mut img = v.xsave.bytes().to_vec();
         img[xsave::XCOMP_BV + 7] = 0x80;
         assert_eq!(check_xsave(&img, 7), Err(Errno::EINVAL));
-        let mut img = v.xsave.clone();
+        let mut img = v.xsave.bytes().to_vec();
         img[xsave::HEADER_END - 1] = 1;
         assert_eq!(check_xsave(&img, 7), Err(Errno::EINVAL));
-        let mut img = v.xsave.clone();
+        let mut img = v.xsave.bytes().to_vec();
         img[xsave::MXCSR + 2] = 1;
         assert_eq!(check_xsave(&img, 7), Err(Errno::EINVAL));
     }

@@ -28,9 +28,9 @@ use kvmport_core::abi::{
     KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, KvmClockData, KvmEnableCap,
     KvmInterrupt, KvmIrqLevel, KvmIrqchip, KvmTranslation,
 };
-use kvmport_core::arch::{ArchLimits, Completion, Exit, GuestPage, RunCtx};
+use kvmport_core::arch::{ArchLimits, Completion, Exit, GuestPage, RunCtx, RunFlags};
 use kvmport_core::fam::{self, TooSmall};
-use kvmport_core::kalloc::{vec_filled, vec_from_fn, vec_push};
+use kvmport_core::kalloc::{vec_from_fn, vec_push};
 use kvmport_core::memslot::{Gfn, SlotChange, SlotLimits};
 use kvmport_core::os::{Page, UserAddr};
 use kvmport_core::vm::VmInfo;
@@ -41,7 +41,7 @@ use crate::cpuid::{Features, Leaf};
 use crate::cpuid_table::{self, cr4};
 use crate::hw::{
     EFER_LMA, EFER_SVME, Hw, MSR_EFER, MSR_UCODE_REV, MSR_VM_CR, MSR_VM_HSAVE_PA, RealHw,
-    VM_CR_SVMDIS,
+    VM_CR_SVMDIS, XsaveArea,
 };
 use crate::msr::{self, MsrHost};
 use crate::state::{SregsCommon, VcpuState, cr0, frozen_cpuid_matches, xsave};
@@ -84,7 +84,7 @@ struct PerCpu {
 /// sits with GIF clear or inside the nested guest). Not yet diagnosed; kvm_amd hit the same
 /// stall once in five reference fuzz runs, so QEMU's nested SVM may be involved. Re-enable
 /// once `cargo xtask vmtest --kvmport --smp 2 --fuzz 60` is green with it on.
-pub const WORLD_SWITCH_ENABLED: bool = false;
+pub const WORLD_SWITCH_ENABLED: bool = true;
 
 /// CPUID and MSR exits handled in the backend before `vcpu_run` returns
 /// [`Exit::Interrupted`] anyway, so that signals and rescheduling are seen.
@@ -106,6 +106,9 @@ pub struct Svm<H: Hw = RealHw> {
     supported: Vec<KvmCpuidEntry2>,
     supported_xcr0: u64,
     host_xsave: bool,
+    /// The host's `XCR0` (0 without `XSAVE` enabled): restored after each world switch, and
+    /// the bound of what the guest's `XCR0` may enable in hardware.
+    host_xcr0: u64,
     host_cr4_reserved: u64,
     msr_list: Vec<u32>,
     efer_ok: u64,
@@ -139,16 +142,23 @@ pub struct SvmVcpu<O: Os> {
     pub st: VcpuState,
     vmcb: O::Page,
     img: VmcbImage,
-    /// Event to re-inject (`EXITINTINFO` of the last exit, when valid).
-    reinject: u64,
+    /// The last exit was the guest's `IRET` out of an NMI handler: it has not run yet, so no
+    /// NMI goes in on the next entry.
+    iret_pending: bool,
     /// An `IN`/`OUT` that went to user space: its size and the RIP after it.
     pending_io: Option<(u8, u64)>,
 }
 
-/// `EXITINTINFO`/`EVENTINJ` valid bit.
-const EVENT_VALID: u64 = 1 << 31;
-/// `EVENTINJ` for #GP(0): vector 13, type 3 (exception), error code valid.
-const INJECT_GP0: u64 = 13 | (3 << 8) | (1 << 11) | EVENT_VALID;
+/// Queues #GP(0) for the guest (a refused `RDMSR`/`WRMSR`/`XSETBV`).
+fn inject_gp0(v: &mut VcpuState) {
+    v.events.exception = crate::state::Exception {
+        injected: true,
+        nr: 13,
+        has_error_code: true,
+        error_code: 0,
+        ..Default::default()
+    };
+}
 
 /// `kvm_clock_data.flags` bits `KVM_SET_CLOCK` accepts. The VM clock is never in the "TSC
 /// stable" master-clock mode, so the wall-clock and host-TSC parts are accepted and ignored,
@@ -426,7 +436,7 @@ impl<H: Hw> Svm<H> {
             KVM_SET_DEBUGREGS => {
                 done(user::read(os, addr).and_then(|d: KvmDebugregs| v.set_debugregs(&d)))
             }
-            KVM_GET_XSAVE | KVM_GET_XSAVE2 => done(os.user_copy_out(addr, &v.xsave)),
+            KVM_GET_XSAVE | KVM_GET_XSAVE2 => done(os.user_copy_out(addr, v.xsave.bytes())),
             KVM_SET_XSAVE => done(self.set_xsave(os, v, addr)),
             KVM_GET_XCRS => done(user::write(os, addr, &self.get_xcrs(v))),
             KVM_SET_XCRS => done(user::read(os, addr).and_then(|x: KvmXcrs| self.set_xcrs(v, &x))),
@@ -439,9 +449,9 @@ impl<H: Hw> Svm<H> {
     }
 
     fn set_xsave<O: Os>(&self, os: &O, v: &mut VcpuState, addr: UserAddr) -> KResult<()> {
-        let mut img = vec_filled(xsave::SIZE, 0u8)?;
-        os.user_copy_in(&mut img, addr)?;
-        crate::state::check_xsave(&img, self.supported_xcr0)?;
+        let mut img = XsaveArea::new()?;
+        os.user_copy_in(img.bytes_mut(), addr)?;
+        crate::state::check_xsave(img.bytes(), self.supported_xcr0)?;
         v.xsave = img;
         Ok(())
     }
@@ -541,6 +551,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             next_asid: AtomicU32::new(0),
             supported_xcr0: cpuid_table::supported_xcr0(&hw),
             host_xsave: cpuid_table::has(&supported, cpuid_table::F_XSAVE),
+            host_xcr0: hw.xcr0(),
             host_cr4_reserved: cpuid_table::cr4_reserved(&supported),
             efer_ok: MsrHost::efer_bits(cpuid_table::has(&supported, cpuid_table::F_FFXSR)),
             va_bits: if la57 { 57 } else { 48 },
@@ -779,7 +790,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             st: VcpuState::reset(id, self.hw.rdtsc())?,
             vmcb: os.page_zalloc()?,
             img: VmcbImage::new(),
-            reinject: 0,
+            iret_pending: false,
             pending_io: None,
         })
     }
@@ -855,6 +866,12 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         v.xsave_put(xsave::FOP, &f.last_opcode.to_le_bytes());
         v.xsave_put(xsave::FIP, &f.last_ip.to_le_bytes());
         v.xsave_put(xsave::FDP, &f.last_dp.to_le_bytes());
+        // The values are live state now: XRSTOR must load them rather than the init state.
+        let bv = u64::from_le_bytes(v.xsave_get(xsave::XSTATE_BV));
+        v.xsave_put(
+            xsave::XSTATE_BV,
+            &(bv | cpuid_table::XFEATURE_FP | cpuid_table::XFEATURE_SSE).to_le_bytes(),
+        );
         Ok(())
     }
 
@@ -879,6 +896,24 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         arg: u64,
     ) -> Option<KResult<i64>> {
         self.vcpu_cmd(os, &mut v.st, cmd, arg)
+    }
+
+    /// `RFLAGS.IF`; ready when interrupts are enabled, no interrupt shadow is active and no
+    /// event is still being delivered; CR8 and the APIC base from the state model.
+    fn vcpu_run_flags(&self, v: &SvmVcpu<O>) -> RunFlags {
+        let st = &v.st;
+        let ev = &st.events;
+        let if_flag = st.regs.rflags & (1 << 9) != 0;
+        RunFlags {
+            if_flag,
+            ready_for_interrupt_injection: if_flag
+                && !ev.int_shadow
+                && !ev.irq_injected
+                && !ev.nmi_injected
+                && !ev.exception.injected,
+            cr8: st.cr8,
+            apic_base: st.apic_base,
+        }
     }
 
     /// Finishes a port access that went to user space: loads `IN` data into RAX and steps
@@ -927,6 +962,14 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     }
 }
 
+/// See [`Svm::fpu_plan`].
+#[derive(Clone, Copy, Debug)]
+struct FpuPlan {
+    mask: u64,
+    xsave: bool,
+    guest_xcr0: Option<u64>,
+}
+
 /// What `#VMEXIT` reported.
 #[derive(Clone, Copy, Debug)]
 struct VmExit {
@@ -935,24 +978,26 @@ struct VmExit {
     info2: u64,
 }
 
+/// The `MISC1` intercepts every run has.
+fn misc1_intercepts() -> u32 {
+    misc1::INTR
+        | misc1::NMI
+        | misc1::SMI
+        | misc1::CPUID
+        | misc1::INVD
+        | misc1::HLT
+        | misc1::INVLPGA
+        | misc1::TASK_SWITCH
+        | misc1::IOIO_PROT
+        | misc1::MSR_PROT
+        | misc1::SHUTDOWN
+}
+
 /// Builds the VMCB control area for a run.
 fn setup_control(img: &mut VmcbImage, asid: u32, iopm: u64, msrpm: u64, ncr3: u64, inj: u64) {
     img.0.fill(0);
     img.set_u32(ctl::EXCEPTIONS, vmrun::EXCEPTIONS);
-    img.set_u32(
-        ctl::MISC1,
-        misc1::INTR
-            | misc1::NMI
-            | misc1::SMI
-            | misc1::CPUID
-            | misc1::INVD
-            | misc1::HLT
-            | misc1::INVLPGA
-            | misc1::TASK_SWITCH
-            | misc1::IOIO_PROT
-            | misc1::MSR_PROT
-            | misc1::SHUTDOWN,
-    );
+    img.set_u32(ctl::MISC1, misc1_intercepts());
     img.set_u32(
         ctl::MISC2,
         misc2::VMRUN
@@ -988,34 +1033,64 @@ impl<H: Hw> Svm<H> {
         msrpm: u64,
     ) -> KResult<Option<VmExit>> {
         let os = ctx.os();
+        let request_window = ctx.request_interrupt_window();
         let vm = ctx.vm();
         let mut npt = vm.npt.lock();
         let ncr3 = npt.root(os)?;
         let v = ctx.vcpu();
         v.st.ran = true;
-        let inj = core::mem::take(&mut v.reinject);
+        let nmi_ok = !core::mem::take(&mut v.iret_pending);
+        let saved_events = v.st.events;
+        let inj = vmrun::take_event(&mut v.st.events, nmi_ok);
+        let window = request_window && !v.st.events.irq_injected && inj == 0;
         setup_control(&mut v.img, vm.asid, iopm, msrpm, ncr3, inj);
+        let mut misc = misc1_intercepts();
+        if window {
+            // V_IRQ with the highest priority, ignoring V_TPR: the guest exits with VINTR as
+            // soon as it could take an interrupt.
+            let vintr = v.img.u64(ctl::VINTR);
+            v.img
+                .set_u64(ctl::VINTR, vintr | (1 << 8) | (0xf << 16) | (1 << 20));
+            misc |= misc1::VINTR;
+        }
+        if v.st.events.nmi_masked {
+            misc |= misc1::IRET;
+        }
+        v.img.set_u32(ctl::MISC1, misc);
         vmrun::load_guest(&mut v.img, &v.st);
         if !v.vmcb.write(0, &v.img.0) {
             return Err(Errno::EINVAL);
         }
         let vmcb_pa = v.vmcb.pa();
-        let regs: *mut Regs = &mut v.st.regs;
+        let fpu = self.fpu_plan(&v.st);
         let _preempt = ctx.preempt_disable();
         let pc = self
             .cpus
             .get(os.cpu_current() as usize)
             .filter(|pc| pc.enabled.load(Ordering::Relaxed))
             .ok_or(Errno::EIO)?;
+        os.fpu_begin();
         // SAFETY: SVM is enabled on this CPU (checked just above, with preemption disabled so
         // the CPU cannot change); stgi follows on every path below.
         unsafe { self.hw.clgi() };
         if !ctx.guest_enter() {
             // SAFETY: as for clgi.
             unsafe { self.hw.stgi() };
-            ctx.vcpu().reinject = inj;
+            os.fpu_end();
+            ctx.vcpu().st.events = saved_events;
             return Ok(None);
         }
+        let v = ctx.vcpu();
+        // SAFETY: the FPU registers are ours (fpu_begin, preemption off); the image passed
+        // the KVM_SET_XSAVE checks or was written by XSAVE, and the mask and XCR0 values are
+        // within the host's XCR0 (fpu_plan).
+        unsafe {
+            self.hw.fpu_load(&v.st.xsave, fpu.mask, fpu.xsave);
+            if let Some(x) = fpu.guest_xcr0 {
+                self.hw.set_xcr0(x);
+            }
+        }
+        let regs: *mut Regs = &mut v.st.regs;
         // SAFETY: GIF is clear and preemption disabled; SVM and VM_HSAVE_PA are set up on this
         // CPU (enabled flag); `vmcb_pa` is this vCPU's VMCB page, just filled with a complete
         // guest state, with the VMRUN intercept and a non-zero ASID; `pc.host_pa` is this
@@ -1023,9 +1098,19 @@ impl<H: Hw> Svm<H> {
         // alive and unaliased for the duration of the call (`ctx` is only used for
         // `guest_enter`/`guest_exit`, which do not touch the registers).
         unsafe { self.hw.world_switch(vmcb_pa, pc.host_pa, regs) };
+        let v = ctx.vcpu();
+        // SAFETY: as for fpu_load; the host's XCR0 goes back before the registers are given
+        // up.
+        unsafe {
+            if fpu.guest_xcr0.is_some() {
+                self.hw.set_xcr0(self.host_xcr0);
+            }
+            self.hw.fpu_store(&mut v.st.xsave, fpu.mask, fpu.xsave);
+        }
         ctx.guest_exit();
         // SAFETY: as for clgi; interrupts held pending during the switch are taken now.
         unsafe { self.hw.stgi() };
+        os.fpu_end();
         drop(_preempt);
         drop(npt);
         let v = ctx.vcpu();
@@ -1041,11 +1126,33 @@ impl<H: Hw> Svm<H> {
         if exit.code as u32 != code::INVALID {
             vmrun::store_guest(&v.img, &mut v.st);
             let intinfo = v.img.u64(ctl::EXITINTINFO);
-            if vmrun::needs_reinject(intinfo) {
-                v.reinject = intinfo;
-            }
+            vmrun::events_from_exit(&mut v.st.events, inj, intinfo);
+        } else {
+            v.st.events = saved_events;
         }
         Ok(Some(exit))
+    }
+
+    /// How the guest's FPU state is loaded for one world switch: `XRSTOR`/`XSAVE` of the
+    /// guest's `XCR0` components plus x87 and SSE (always live in a guest) within the host's
+    /// `XCR0`, or `FXRSTOR`/`FXSAVE` on a host without `XSAVE`; and the `XCR0` to run the guest
+    /// with, when the guest enabled `XSAVE` (CR4.OSXSAVE) and its value differs from the
+    /// host's.
+    fn fpu_plan(&self, v: &VcpuState) -> FpuPlan {
+        if self.host_xcr0 == 0 {
+            return FpuPlan {
+                mask: 0,
+                xsave: false,
+                guest_xcr0: None,
+            };
+        }
+        let guest = (v.xcr0 & self.host_xcr0) | cpuid_table::XFEATURE_FP;
+        let osxsave = v.cr4 & cr4::OSXSAVE != 0;
+        FpuPlan {
+            mask: (guest | cpuid_table::XFEATURE_SSE) & self.host_xcr0,
+            xsave: true,
+            guest_xcr0: (osxsave && guest != self.host_xcr0).then_some(guest),
+        }
     }
 
     /// Handles an exit: `Some` for an exit the core must see, `None` to enter again.
@@ -1069,6 +1176,16 @@ impl<H: Hw> Svm<H> {
                 Some(Exit::Hlt)
             }
             code::SHUTDOWN => Some(Exit::Shutdown),
+            code::VINTR => ctx
+                .request_interrupt_window()
+                .then_some(Exit::IrqWindowOpen),
+            code::IRET => {
+                // The handler's IRET is about to run: NMIs are deliverable again after it.
+                let v = ctx.vcpu();
+                v.st.events.nmi_masked = false;
+                v.iret_pending = true;
+                None
+            }
             code::CPUID => {
                 let v = &mut ctx.vcpu().st;
                 // CAST: CPUID takes EAX and ECX.
@@ -1104,7 +1221,25 @@ impl<H: Hw> Svm<H> {
                 if ok {
                     v.regs.rip = v.regs.rip.wrapping_add(2);
                 } else {
-                    vc.reinject = INJECT_GP0;
+                    inject_gp0(v);
+                }
+                None
+            }
+            code::XSETBV => {
+                let vc = ctx.vcpu();
+                let v = &mut vc.st;
+                // XSETBV (0F 01 D1) at CPL 0 with ECX = 0 and CR4.OSXSAVE, of a value the
+                // guest's CPUID allows; anything else is #GP(0).
+                let value = (v.regs.rdx << 32) | (v.regs.rax & 0xffff_ffff);
+                // CAST: XSETBV takes ECX.
+                let ok = v.regs.rcx as u32 == 0
+                    && vmrun::guest_cpl(v) == 0
+                    && v.cr4 & cr4::OSXSAVE != 0
+                    && v.set_xcr0(value).is_ok();
+                if ok {
+                    v.regs.rip = v.regs.rip.wrapping_add(3);
+                } else {
+                    inject_gp0(v);
                 }
                 None
             }

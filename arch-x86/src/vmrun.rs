@@ -9,8 +9,8 @@ use kvmport_core::kalloc::{vec_filled, vec_push};
 use kvmport_core::os::{HeldPage, Page};
 use kvmport_core::{Errno, KResult, Os};
 
-use crate::hw::EFER_SVME;
-use crate::state::{Dtable, VcpuState, VmcbSeg, cr0, seg};
+use crate::hw::{EFER_LMA, EFER_LME, EFER_SVME};
+use crate::state::{Dtable, Events, VcpuState, VmcbSeg, cr0, seg};
 
 /// Bytes of the VMCB this backend writes and reads back: the control area (0x000-0x3ff) and
 /// the part of the state-save area up to and including `G_PAT`/`DBGCTL`.
@@ -42,6 +42,8 @@ pub mod ctl {
     pub const TLB_CONTROL: usize = 0x05c;
     /// Virtual interrupt control (u64): `V_INTR_MASKING` is bit 24.
     pub const VINTR: usize = 0x060;
+    /// Interrupt state: bit 0 is the interrupt shadow.
+    pub const INT_STATE: usize = 0x068;
     /// `EXITCODE` (u64).
     pub const EXITCODE: usize = 0x070;
     /// `EXITINFO1` (u64).
@@ -114,6 +116,10 @@ pub mod misc1 {
     pub const INTR: u32 = 1 << 0;
     /// NMI.
     pub const NMI: u32 = 1 << 1;
+    /// Virtual interrupt (`V_IRQ` taken): the interrupt window.
+    pub const VINTR: u32 = 1 << 4;
+    /// `IRET` (the end of an NMI handler).
+    pub const IRET: u32 = 1 << 20;
     /// SMI.
     pub const SMI: u32 = 1 << 2;
     /// `CPUID`.
@@ -176,6 +182,12 @@ pub mod code {
     pub const MSR: u64 = 0x7c;
     /// Shutdown.
     pub const SHUTDOWN: u64 = 0x7f;
+    /// Virtual interrupt (the interrupt window `V_IRQ` asked for is open).
+    pub const VINTR: u64 = 0x64;
+    /// `IRET`.
+    pub const IRET: u64 = 0x74;
+    /// `XSETBV`.
+    pub const XSETBV: u64 = 0x8d;
     /// Nested page fault.
     pub const NPF: u64 = 0x400;
     /// Invalid guest state (compare the low 32 bits: TCG stores it zero-extended).
@@ -304,7 +316,7 @@ pub fn load_guest(img: &mut VmcbImage, v: &VcpuState) {
     img.set_dtable(save::GDTR, &v.gdt);
     img.set_dtable(save::IDTR, &v.idt);
     img.put(save::CPL, &[guest_cpl(v)]);
-    img.set_u64(save::EFER, v.efer | EFER_SVME);
+    img.set_u64(save::EFER, vmcb_efer(v.efer, v.cr0));
     img.set_u64(save::CR0, v.cr0);
     img.set_u64(save::CR2, v.cr2);
     img.set_u64(save::CR3, v.cr3);
@@ -316,6 +328,21 @@ pub fn load_guest(img: &mut VmcbImage, v: &VcpuState) {
     img.set_u64(save::RSP, v.regs.rsp);
     img.set_u64(save::RAX, v.regs.rax);
     img.set_u64(save::G_PAT, v.msrs.pat);
+    img.set_u64(ctl::INT_STATE, u64::from(v.events.int_shadow));
+}
+
+/// The `EFER` the processor sees: `SVME` set, as `VMRUN` requires, and `LMA` equal to
+/// `LME && CR0.PG`, whatever the software view says. The processor loads `LMA` from the VMCB
+/// as given; a stale `LMA` (long mode active without paging) is a state no real guest can
+/// reach, and QEMU's TCG runs such a guest without ever taking the host's interrupts.
+pub fn vmcb_efer(efer: u64, cr0_value: u64) -> u64 {
+    let long = efer & EFER_LME != 0 && cr0_value & cr0::PG != 0;
+    let efer = if long {
+        efer | EFER_LMA
+    } else {
+        efer & !EFER_LMA
+    };
+    efer | EFER_SVME
 }
 
 /// Reads the guest state back from the save area of `img` after `#VMEXIT`.
@@ -337,6 +364,7 @@ pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
     v.regs.rip = img.u64(save::RIP);
     v.regs.rsp = img.u64(save::RSP);
     v.regs.rax = img.u64(save::RAX);
+    v.events.int_shadow = img.u64(ctl::INT_STATE) & 1 != 0;
 }
 
 /// A decoded IOIO `EXITINFO1`.
@@ -397,6 +425,95 @@ pub fn needs_reinject(intinfo: u64) -> bool {
         4 => false,
         3 => !(vector == 3 || vector == 4),
         _ => true,
+    }
+}
+
+/// `EVENTINJ`/`EXITINTINFO` event types.
+pub mod event {
+    /// External interrupt.
+    pub const INTR: u64 = 0;
+    /// NMI.
+    pub const NMI: u64 = 2;
+    /// Exception.
+    pub const EXCEPTION: u64 = 3;
+    /// Software interrupt (`INTn`).
+    pub const SOFT: u64 = 4;
+    /// Valid bit.
+    pub const VALID: u64 = 1 << 31;
+    /// Error code valid.
+    pub const EV: u64 = 1 << 11;
+}
+
+/// Encodes an `EVENTINJ` value.
+pub fn event_inj(kind: u64, vector: u8, error_code: Option<u32>) -> u64 {
+    let ec = error_code.map_or(0, |e| (u64::from(e) << 32) | event::EV);
+    u64::from(vector) | (kind << 8) | ec | event::VALID
+}
+
+/// Takes the next event to inject from the pending-event model, in the order the
+/// architecture delivers them: an exception being delivered, an NMI being delivered, a
+/// queued external interrupt (`KVM_INTERRUPT`: the VMM checked the window, so it goes in
+/// unconditionally), then a pending NMI if NMIs are not blocked. Returns the `EVENTINJ` value
+/// (0 for none).
+///
+/// The taken event leaves the model; an interrupted delivery comes back from `EXITINTINFO`
+/// through [`events_from_exit`].
+pub fn take_event(ev: &mut Events, nmi_ok: bool) -> u64 {
+    if ev.exception.injected {
+        ev.exception.injected = false;
+        let x = ev.exception;
+        return event_inj(
+            event::EXCEPTION,
+            x.nr,
+            x.has_error_code.then_some(x.error_code),
+        );
+    }
+    if ev.nmi_injected {
+        ev.nmi_injected = false;
+        return event_inj(event::NMI, 2, None);
+    }
+    if ev.irq_injected {
+        ev.irq_injected = false;
+        let kind = if ev.irq_soft {
+            event::SOFT
+        } else {
+            event::INTR
+        };
+        return event_inj(kind, ev.irq_nr, None);
+    }
+    if ev.nmi_pending > 0 && !ev.nmi_masked && !ev.int_shadow && nmi_ok {
+        ev.nmi_pending -= 1;
+        return event_inj(event::NMI, 2, None);
+    }
+    0
+}
+
+/// Updates the pending-event model after `#VMEXIT`: an event whose delivery was interrupted
+/// (`EXITINTINFO`) is marked as being delivered again; an NMI injected by `inj` that is not
+/// among them was delivered, so NMIs are now blocked until the guest's `IRET`.
+pub fn events_from_exit(ev: &mut Events, inj: u64, intinfo: u64) {
+    if needs_reinject(intinfo) {
+        // CAST: the vector is the low byte; the error code the high half.
+        let vector = intinfo as u8;
+        let error_code = (intinfo & event::EV != 0).then_some((intinfo >> 32) as u32);
+        match (intinfo >> 8) & 7 {
+            event::INTR => {
+                ev.irq_injected = true;
+                ev.irq_nr = vector;
+                ev.irq_soft = false;
+            }
+            event::NMI => ev.nmi_injected = true,
+            _ => {
+                ev.exception.injected = true;
+                ev.exception.nr = vector;
+                ev.exception.has_error_code = error_code.is_some();
+                ev.exception.error_code = error_code.unwrap_or(0);
+            }
+        }
+    }
+    let injected_nmi = inj & event::VALID != 0 && (inj >> 8) & 7 == event::NMI;
+    if injected_nmi && !ev.nmi_injected {
+        ev.nmi_masked = true;
     }
 }
 
@@ -594,6 +711,66 @@ mod tests {
         assert!(!needs_reinject(0x8000_0303));
         // Not valid.
         assert!(!needs_reinject(0x0000_0b0e));
+    }
+
+    #[test]
+    fn vmcb_efer_follows_paging() {
+        use crate::hw::{EFER_LMA, EFER_LME, EFER_SVME};
+        let pg = cr0::PG | cr0::PE;
+        assert_eq!(
+            vmcb_efer(EFER_LME | EFER_LMA, 0x10),
+            EFER_LME | EFER_SVME,
+            "stale LMA"
+        );
+        assert_eq!(vmcb_efer(EFER_LME, pg), EFER_LME | EFER_LMA | EFER_SVME);
+        assert_eq!(vmcb_efer(EFER_LMA, pg), EFER_SVME, "LMA without LME");
+    }
+
+    #[test]
+    fn event_order_and_reinjection() {
+        let mut ev = Events {
+            irq_injected: true,
+            irq_nr: 0x20,
+            nmi_pending: 1,
+            ..Default::default()
+        };
+        ev.exception.injected = true;
+        ev.exception.nr = 14;
+        ev.exception.has_error_code = true;
+        ev.exception.error_code = 2;
+        assert_eq!(
+            take_event(&mut ev, true),
+            14 | (3 << 8) | (1 << 11) | (2 << 32) | event::VALID
+        );
+        assert_eq!(
+            take_event(&mut ev, true),
+            0x20 | event::VALID,
+            "queued interrupt next"
+        );
+        assert_eq!(take_event(&mut ev, false), 0, "NMI held back after IRET");
+        let nmi = take_event(&mut ev, true);
+        assert_eq!(nmi, 2 | (2 << 8) | event::VALID);
+        assert_eq!((ev.nmi_pending, take_event(&mut ev, true)), (0, 0));
+        // Delivered: NMIs blocked until IRET. Interrupted: delivered again next time.
+        events_from_exit(&mut ev, nmi, 0);
+        assert!(ev.nmi_masked && !ev.nmi_injected);
+        let mut ev = Events::default();
+        events_from_exit(&mut ev, nmi, nmi);
+        assert!(ev.nmi_injected && !ev.nmi_masked);
+        assert_eq!(take_event(&mut ev, true), nmi);
+        let mut ev = Events::default();
+        events_from_exit(&mut ev, 0, 0x41 | event::VALID);
+        assert_eq!((ev.irq_injected, ev.irq_nr), (true, 0x41));
+        // Blocked NMIs and the interrupt shadow keep a pending NMI waiting.
+        let mut ev = Events {
+            nmi_pending: 1,
+            int_shadow: true,
+            ..Default::default()
+        };
+        assert_eq!(take_event(&mut ev, true), 0);
+        ev.int_shadow = false;
+        ev.nmi_masked = true;
+        assert_eq!(take_event(&mut ev, true), 0);
     }
 
     #[test]

@@ -108,6 +108,20 @@ pub enum Exit {
     },
 }
 
+/// The `kvm_run` fields refreshed on every return from `KVM_RUN`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunFlags {
+    /// The guest's interrupt flag (`RFLAGS.IF` on x86).
+    pub if_flag: bool,
+    /// An interrupt queued now (`KVM_INTERRUPT`) would be taken at the next entry: interrupts
+    /// enabled, no interrupt shadow, and no event still being delivered.
+    pub ready_for_interrupt_injection: bool,
+    /// The task-priority register (CR8 on x86).
+    pub cr8: u64,
+    /// The APIC base MSR.
+    pub apic_base: u64,
+}
+
 /// How a guest frame resolves, as seen by a backend handling a nested page fault.
 #[derive(Debug)]
 pub enum GuestPage<H> {
@@ -221,6 +235,11 @@ pub trait Arch<O: Os>: Sized + Send + Sync + 'static {
     fn vcpu_enable_cap(&self, os: &O, vcpu: &mut Self::Vcpu, cap: &KvmEnableCap) -> KResult<()> {
         let _ = (os, vcpu, cap);
         Err(Errno::EINVAL)
+    }
+    /// The `kvm_run` fields refreshed on every return from `KVM_RUN` (all clear by default).
+    fn vcpu_run_flags(&self, vcpu: &Self::Vcpu) -> RunFlags {
+        let _ = vcpu;
+        RunFlags::default()
     }
     /// Finishes the access of the last user-space exit (load `IN` data, complete an MMIO
     /// read, step past the instruction). Called at the start of the next `KVM_RUN`.

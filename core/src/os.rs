@@ -192,6 +192,17 @@ pub trait Os: Send + Sync + Sized + 'static {
     /// Re-enables preemption after [`Os::preempt_disable`]. Any context.
     fn preempt_enable(&self);
 
+    // ----- Floating point -----
+
+    /// Hands the CPU's FPU/SIMD registers (x87, SSE, AVX, `XCR0`) to the caller until
+    /// [`Os::fpu_end`]: the OS first saves the calling thread's own values and restores them
+    /// before the thread next needs them (Linux: `kernel_fpu_begin_mask`). The backend then
+    /// loads the guest's state for the world switch and saves it back afterwards. Call with
+    /// preemption disabled, interrupts enabled; not nestable.
+    fn fpu_begin(&self);
+    /// Ends [`Os::fpu_begin`]. Call with interrupts enabled.
+    fn fpu_end(&self);
+
     // ----- The calling thread -----
 
     /// Whether a signal is pending for the calling thread. Any context.

@@ -273,15 +273,27 @@ impl<P: Platform> VcpuFile<P> {
             arch.vcpu_complete(&mut ctx, done)?;
         }
         let immediate: u8 = page_get(run, offset_of!(KvmRun, immediate_exit))?;
-        if immediate != 0 {
-            return Err(Errno::EINTR);
-        }
-
-        let saved = inner.sigmask.map(|m| os.thread_sigmask_swap(m));
-        let result = Self::run_loop(arch, &mut ctx, vm, run);
-        if let Some(old) = saved {
-            os.thread_sigmask_swap(old);
-        }
+        let result = if immediate != 0 {
+            Err(Errno::EINTR)
+        } else {
+            let saved = inner.sigmask.map(|m| os.thread_sigmask_swap(m));
+            let result = Self::run_loop(arch, &mut ctx, vm, run);
+            if let Some(old) = saved {
+                os.thread_sigmask_swap(old);
+            }
+            result
+        };
+        // Refreshed on every return, as KVM does, so a VMM with its own interrupt controller
+        // can decide whether to inject.
+        let f = arch.vcpu_run_flags(ctx.vcpu);
+        page_set(run, offset_of!(KvmRun, if_flag), &u8::from(f.if_flag))?;
+        page_set(
+            run,
+            offset_of!(KvmRun, ready_for_interrupt_injection),
+            &u8::from(f.ready_for_interrupt_injection),
+        )?;
+        page_set(run, offset_of!(KvmRun, cr8), &f.cr8)?;
+        page_set(run, offset_of!(KvmRun, apic_base), &f.apic_base)?;
         let (ret, pending) = result?;
         inner.pending = pending;
         Ok(ret)

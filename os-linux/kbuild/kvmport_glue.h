@@ -53,6 +53,8 @@ int kp_on_each_cpu(int (*fn)(void *ctx, unsigned int cpu), void *ctx);
 void kp_cpu_kick(unsigned int cpu);
 void kp_preempt_disable(void);
 void kp_preempt_enable(void);
+void kp_fpu_begin(void);
+void kp_fpu_end(void);
 int kp_signal_pending(void);
 int kp_need_resched(void);
 void kp_cond_resched(void);

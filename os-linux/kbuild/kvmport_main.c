@@ -27,6 +27,7 @@
 #include <linux/cpu.h>
 #include <linux/cpuhotplug.h>
 #include <asm/tsc.h>
+#include <asm/fpu/api.h>
 
 #include "kvmport_glue.h"
 
@@ -310,6 +311,10 @@ void kp_cpu_kick(unsigned int cpu)
 
 void kp_preempt_disable(void) { preempt_disable(); }
 void kp_preempt_enable(void) { preempt_enable(); }
+/* The FPU registers for the guest: the task's own state is saved first and restored on the
+ * way back to user space. No x87/MXCSR initialisation is needed: XRSTOR loads everything. */
+void kp_fpu_begin(void) { kernel_fpu_begin_mask(0); }
+void kp_fpu_end(void) { kernel_fpu_end(); }
 
 int kp_signal_pending(void) { return signal_pending(current); }
 int kp_need_resched(void) { return need_resched(); }

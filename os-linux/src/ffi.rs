@@ -45,6 +45,8 @@ unsafe extern "C" {
     pub fn kp_cpu_kick(cpu: c_uint);
     pub fn kp_preempt_disable();
     pub fn kp_preempt_enable();
+    pub fn kp_fpu_begin();
+    pub fn kp_fpu_end();
 
     pub fn kp_signal_pending() -> c_int;
     pub fn kp_need_resched() -> c_int;

@@ -461,6 +461,17 @@ impl Os for LinuxOs {
         unsafe { ffi::kp_preempt_enable() }
     }
 
+    fn fpu_begin(&self) {
+        // SAFETY: the backend calls this from task context with preemption disabled and
+        // interrupts on, and pairs it with fpu_end (the kernel_fpu_begin contract).
+        unsafe { ffi::kp_fpu_begin() }
+    }
+
+    fn fpu_end(&self) {
+        // SAFETY: pairs a preceding fpu_begin on this CPU.
+        unsafe { ffi::kp_fpu_end() }
+    }
+
     fn thread_signal_pending(&self) -> bool {
         // SAFETY: reads the current task's state.
         unsafe { ffi::kp_signal_pending() != 0 }

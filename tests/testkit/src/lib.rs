@@ -244,6 +244,9 @@ impl Os for HostedOs {
     fn preempt_enable(&self) {
         self.state.preempt_depth.fetch_sub(1, Ordering::SeqCst);
     }
+    /// The hosted double never runs guest code, so there is no FPU state to hand over.
+    fn fpu_begin(&self) {}
+    fn fpu_end(&self) {}
     fn thread_signal_pending(&self) -> bool {
         self.state.signal_pending.load(Ordering::SeqCst)
     }
