@@ -4,6 +4,7 @@ use crate::harness::Case;
 
 pub mod dirty;
 pub mod hostile;
+pub mod irq;
 pub mod memslot;
 pub mod run;
 pub mod sys;
@@ -18,6 +19,7 @@ pub static ALL: &[&[Case]] = &[
     dirty::CASES,
     vcpu::CASES,
     run::CASES,
+    irq::CASES,
     hostile::PTR_CASES,
     hostile::WRONG_FD_CASES,
     hostile::CASES,
