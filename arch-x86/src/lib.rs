@@ -39,6 +39,7 @@ pub mod msr;
 pub mod state;
 pub mod svm;
 pub mod vmrun;
+pub mod walk;
 
 pub use hw::{Hw, RealHw};
 pub use svm::{Svm, SvmVm};
