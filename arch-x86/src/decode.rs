@@ -724,4 +724,4 @@ fn mem_operand(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -34,6 +34,7 @@ extern crate std;
 pub mod cpuid;
 pub mod cpuid_table;
 pub mod decode;
+pub mod emulate;
 pub mod hw;
 pub mod msr;
 pub mod state;
