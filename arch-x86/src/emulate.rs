@@ -590,9 +590,11 @@ pub fn plan<M: GuestMem + ?Sized>(
                 load(reg_or(opsz)?, opsz, opsz, false)
             }
         }
-        (false, 0xc3) if opsz != 2 => {
-            let v = read_reg(regs, reg_or(opsz)?, opsz);
-            mk(opsz, Some(v), Op::Store)
+        // MOVNTI is 32-bit (64 with REX.W) in every mode; 66 makes it #UD.
+        (false, 0xc3) if !insn.prefixes.opsize => {
+            let size = if insn.prefixes.rex_w() { 8 } else { 4 };
+            let v = read_reg(regs, reg_or(size)?, size);
+            mk(size, Some(v), Op::Store)
         }
         (true, 0x86 | 0x87) => {
             let size = if op == 0x86 { 1 } else { opsz };
