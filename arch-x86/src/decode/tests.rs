@@ -315,8 +315,9 @@ fn bitness(mode: Mode) -> u32 {
 }
 
 /// Differential test of the length decoder against iced-x86 (AMD rules): wherever the
-/// reference decodes a valid instruction, ours must decode it with the same length, and
-/// the memory operand's registers and scale must agree.
+/// reference decodes a valid instruction, ours must decode it with the same length, the
+/// ModRM memory operand's registers and scale must agree (one-byte and `0F` maps), and so
+/// must the immediates.
 #[test]
 fn differential_lengths_against_reference() {
     use iced_x86::{Decoder, DecoderOptions, OpKind, Register};
@@ -362,6 +363,9 @@ fn differential_lengths_against_reference() {
                             None => ok = false,
                         }
                     }
+                    if ok {
+                        ok = immediates_agree(&i, &want);
+                    }
                     ok
                 }
                 Err(_) => false,
@@ -389,6 +393,49 @@ fn differential_lengths_against_reference() {
         mismatches.join("\n")
     );
     assert!(total_valid > ITERS, "too few valid samples: {total_valid}");
+}
+
+/// Whether our immediates match the reference's immediate operands (where it has them).
+fn immediates_agree(i: &Insn, want: &iced_x86::Instruction) -> bool {
+    use iced_x86::OpKind as K;
+    let mask = |len: u8| {
+        if len >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * len)) - 1
+        }
+    };
+    for k in 0..want.op_count() {
+        match want.op_kind(k) {
+            K::Immediate8
+            | K::Immediate16
+            | K::Immediate32
+            | K::Immediate64
+            | K::Immediate8to16
+            | K::Immediate8to32
+            | K::Immediate8to64
+            | K::Immediate32to64 => {
+                // D0-D3 shifts by 1 or CL: the reference shows an implicit 1.
+                if i.imm_len == 0 && i.map == Map::One && matches!(i.opcode, 0xd0 | 0xd1) {
+                    continue;
+                }
+                // VPERMIL2PS/PD: the reference shows only imm8[3:0] (m2z); [7:4] name a register.
+                let ours = if i.map == Map::Vex(3) && matches!(i.opcode, 0x48 | 0x49) {
+                    i.imm & 0xf
+                } else {
+                    i.imm
+                };
+                if i.imm_len == 0 || want.immediate(k) & mask(i.imm_len) != ours {
+                    return false;
+                }
+            }
+            K::Immediate8_2nd if i.imm2_len != 1 || want.immediate(k) & 0xff != i.imm2 => {
+                return false;
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// No input panics, and lengths never exceed 15 or the bytes supplied.
