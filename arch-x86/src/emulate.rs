@@ -36,6 +36,10 @@
 //! elsewhere (they are not visible there). RIP wraps at the IP width of the mode.
 
 use kvmport_core::abi::x86::KvmRegs;
+use kvmport_core::abi::{
+    KVM_INTERNAL_ERROR_EMULATION, KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES,
+    KvmRunExitEmulationFailure,
+};
 use kvmport_core::arch::Exit;
 use kvmport_core::memslot::Gpa;
 
@@ -129,6 +133,38 @@ pub struct Failure {
     pub bytes: [u8; 15],
     /// Number of valid bytes.
     pub len: u8,
+}
+
+impl Failure {
+    /// The `kvm_run.emulation_failure` payload KVM reports for this failure: with instruction
+    /// bytes, `ndata` is 3 (the flags word and the two words of `insn_size`/`insn_bytes`)
+    /// and unused bytes are `0x90`, as in KVM; without any (nothing could be fetched), only
+    /// the zero flags word.
+    pub fn emulation_failure(&self) -> KvmRunExitEmulationFailure {
+        let len = self.len.min(15);
+        if len == 0 {
+            return KvmRunExitEmulationFailure {
+                suberror: KVM_INTERNAL_ERROR_EMULATION,
+                ndata: 1,
+                ..KvmRunExitEmulationFailure::default()
+            };
+        }
+        let mut insn_bytes = [0x90u8; 15];
+        for (d, s) in insn_bytes
+            .iter_mut()
+            .zip(self.bytes.iter())
+            .take(usize::from(len))
+        {
+            *d = *s;
+        }
+        KvmRunExitEmulationFailure {
+            suberror: KVM_INTERNAL_ERROR_EMULATION,
+            ndata: 3,
+            flags: KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES,
+            insn_size: len,
+            insn_bytes,
+        }
+    }
 }
 
 /// An 8- to 64-bit general register operand.
@@ -492,7 +528,10 @@ fn rep_count(insn: &Insn, regs: &KvmRegs) -> Option<u64> {
 }
 
 /// Plans the MMIO access of a decoded instruction that faulted at `gpa`. `mem` is used only by
-/// `MOVS` (its other operand).
+/// `MOVS` (its other operand). The operand's page offset must match `gpa`'s
+/// ([`EmuError::Mismatch`] otherwise). `write_fault` is not needed: the instruction says
+/// which access comes first (a read-modify-write may fault as a write but reads first), and
+/// `MOVS` finds its faulting operand by address.
 pub fn plan<M: GuestMem + ?Sized>(
     insn: &Insn,
     cpu: &CpuCtx,
@@ -939,7 +978,7 @@ impl StringIo {
     /// How many of the first `n` elements lie in the page of the first one (in the direction
     /// of DF), so each batch can be translated once. At least 1 if `n > 0`.
     pub fn elems_in_page(&self, linear: u64, n: u64) -> u64 {
-        let size = u64::from(self.size);
+        let size = u64::from(self.size.max(1));
         let off = linear & 0xfff;
         let room = if self.backward {
             off / size + 1
@@ -947,6 +986,12 @@ impl StringIo {
             (0x1000 - off) / size
         };
         n.min(room.max(1))
+    }
+
+    /// Whether this agrees with the IOIO exit's direction, size and `REP` bit (if not, the
+    /// code changed under us).
+    pub fn matches_exit(&self, input: bool, size: u8, rep: bool) -> bool {
+        self.input == input && self.size == size && self.rep == rep
     }
 
     /// Updates the registers after `n` elements (at most `count`): the index register moves

@@ -451,6 +451,15 @@ fn outside_the_subset() {
         assert_eq!(&e.bytes[..n], &code[..n]);
         assert_eq!(r, r0, "registers untouched for {code:02x?}");
     }
+    // The KVM payload for the failure.
+    let mut m = mem_with_code(&[0x0f, 0x10, 0x07]);
+    let mut r = r0;
+    let e = drive(&mut m, &ctx(M64), &mut r, MMIO + 0x10, false, 0).unwrap_err();
+    let k = e.emulation_failure();
+    assert_eq!((k.suberror, k.ndata, k.flags, k.insn_size), (1, 3, 1, 3));
+    assert_eq!(&k.insn_bytes[..4], &[0x0f, 0x10, 0x07, 0x90]);
+    let none = Failure { len: 0, ..e }.emulation_failure();
+    assert_eq!((none.ndata, none.flags, none.insn_size), (1, 0, 0));
     // A page-crossing access.
     let mut m = mem_with_code(&[0x48, 0x8b, 0x07]);
     let mut r = KvmRegs {
@@ -754,6 +763,8 @@ fn string_port_io() {
     let s = string_io(&insn, &r).unwrap();
     assert_eq!((s.size, s.addr_size, s.count, s.offset), (4, 2, 3, 4));
     assert_eq!(s.elems_in_page(0x1004, 3), 2);
+    assert!(s.matches_exit(true, 4, true));
+    assert!(!s.matches_exit(true, 2, true) && !s.matches_exit(false, 4, true));
     s.advance(&mut r, 3);
     assert_eq!((r.rdi, r.rcx, r.rip), (0xdead_fff8, 0xffff_0000, CODE + 3));
     // 64-bit: REX.W outsd is still 4 bytes; count from RCX; page batching forwards.
