@@ -881,7 +881,8 @@ fn iced_reg(r: &KvmRegs, cpu: &CpuCtx, reg: iced_x86::Register) -> Option<u64> {
 fn differential_operands_against_reference() {
     use iced_x86::{Decoder, DecoderOptions, OpKind};
     const ITERS: usize = 60_000;
-    let ops: &[&[u8]] = &[
+    // The emulated opcodes (00 stands for every ALU opcode 00-3B with a ModRM byte).
+    let ops: [&[u8]; 30] = [
         &[0x88],
         &[0x89],
         &[0x8a],
@@ -908,6 +909,10 @@ fn differential_operands_against_reference() {
         &[0x85],
         &[0xf6],
         &[0xf7],
+        &[0xaa],
+        &[0xab],
+        &[0xac],
+        &[0xad],
     ];
     let mut rng = crate::decode::tests::Rng(0xfeed_f00d_1234_5678);
     let (mut checked, mut failures) = (0usize, Vec::new());
@@ -921,6 +926,9 @@ fn differential_operands_against_reference() {
         }
         if rng.next() % 3 == 0 {
             b.push([0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65][(rng.next() % 6) as usize]);
+        }
+        if rng.next() % 4 == 0 {
+            b.push(0xf3);
         }
         if mode == M64 && rng.next() % 2 == 0 {
             b.push(0x40 | (rng.byte() & 15));
@@ -941,7 +949,7 @@ fn differential_operands_against_reference() {
             (1, 0xf6 | 0xf7) => modrm &= 0xcf,
             _ => {}
         }
-        if !(op.len() == 1 && (0xa0..=0xa3).contains(&last)) {
+        if !(op.len() == 1 && ((0xa0..=0xa3).contains(&last) || (0xaa..=0xad).contains(&last))) {
             b.push(modrm);
         }
         for _ in 0..12 {
@@ -979,7 +987,19 @@ fn differential_operands_against_reference() {
                 continue;
             }
         };
-        let Some(k) = (0..want.op_count()).find(|&k| want.op_kind(k) == OpKind::Memory) else {
+        let is_mem = |k: OpKind| {
+            matches!(
+                k,
+                OpKind::Memory
+                    | OpKind::MemorySegSI
+                    | OpKind::MemorySegESI
+                    | OpKind::MemorySegRSI
+                    | OpKind::MemoryESDI
+                    | OpKind::MemoryESEDI
+                    | OpKind::MemoryESRDI
+            )
+        };
+        let Some(k) = (0..want.op_count()).find(|&k| is_mem(want.op_kind(k))) else {
             failures.push(std::format!("{b:02x?}: reference has no memory operand"));
             continue;
         };
@@ -987,7 +1007,18 @@ fn differential_operands_against_reference() {
             .virtual_address(k, 0, |reg, _, _| iced_reg(&r, &cpu, reg))
             .unwrap();
         let va = if mode == M64 { va } else { va & 0xffff_ffff };
-        let lin = operand_linear(&insn, &cpu, &r).unwrap();
+        let string = op.len() == 1 && (0xaa..=0xad).contains(&last);
+        if string && insn.prefixes.rep.is_some() && r.rcx & size_mask(insn.addr_size) == 0 {
+            continue;
+        }
+        let lin = if !string {
+            operand_linear(&insn, &cpu, &r).unwrap()
+        } else if last < 0xac {
+            walk::linear(mode, Seg::Es, cpu.base(Seg::Es), r.rdi, insn.addr_size)
+        } else {
+            let s = insn.prefixes.seg.unwrap_or(Seg::Ds);
+            walk::linear(mode, s, cpu.base(s), r.rsi, insn.addr_size)
+        };
         if lin != va {
             failures.push(std::format!(
                 "{b:02x?} {mode:?}: linear {lin:#x} vs {va:#x}"
@@ -1025,8 +1056,10 @@ fn differential_operands_against_reference() {
         let next = complete(&p, &mut after, &mut m, &data.to_le_bytes()).unwrap();
         let written = |p: &MmioPlan| p.write.map(|w| u64::from_le_bytes(w) & size_mask(p.len));
         let ok = match (op.len(), last) {
-            (1, 0x88 | 0x89 | 0xa2 | 0xa3 | 0xc6 | 0xc7) | (2, 0xc3) => written(&p) == Some(other),
-            (1, 0x8a | 0x8b | 0xa0 | 0xa1) => {
+            (1, 0x88 | 0x89 | 0xa2 | 0xa3 | 0xc6 | 0xc7 | 0xaa | 0xab) | (2, 0xc3) => {
+                written(&p) == Some(other)
+            }
+            (1, 0x8a | 0x8b | 0xa0 | 0xa1 | 0xac | 0xad) => {
                 iced_reg(&after, &cpu, want.op_register(0)) == Some(d)
             }
             (2, 0xb6 | 0xb7 | 0xbe | 0xbf) | (1, 0x63) => {
