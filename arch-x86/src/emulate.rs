@@ -330,17 +330,23 @@ pub fn alu(op: AluOp, dst: u64, src: u64, size: u8, rflags: u64) -> (u64, u64) {
     let (r, cf, of, af) = match op {
         AluOp::Add | AluOp::Adc => {
             let c = if op == AluOp::Adc { carry_in } else { 0 };
-            let wide = u128::from(a) + u128::from(b) + u128::from(c);
-            // CAST: the low 64 bits.
-            let r = (wide as u64) & mask;
-            let cf = wide >> bits != 0;
+            let (s1, c1) = a.overflowing_add(b);
+            let (s2, c2) = s1.overflowing_add(c);
+            let r = s2 & mask;
+            // Below 64 bits the sum cannot overflow u64; the carry is the bit above.
+            let cf = if bits == 64 {
+                c1 || c2
+            } else {
+                s2 >> bits != 0
+            };
             let of = (a ^ r) & (b ^ r) & sign != 0;
             (r, cf, of, (a ^ b ^ r) & 0x10 != 0)
         }
         AluOp::Sub | AluOp::Sbb | AluOp::Cmp => {
             let c = if op == AluOp::Sbb { carry_in } else { 0 };
             let r = a.wrapping_sub(b).wrapping_sub(c) & mask;
-            let cf = u128::from(a) < u128::from(b) + u128::from(c);
+            // Borrow: a < b + c, without forming b + c (c is 0 or 1).
+            let cf = b > a || (c != 0 && b == a);
             let of = (a ^ b) & (a ^ r) & sign != 0;
             (r, cf, of, (a ^ b ^ r) & 0x10 != 0)
         }

@@ -361,6 +361,112 @@ fn alu_flags() {
     assert_eq!(fl, !(CF | PF | AF | ZF | SF | OF));
 }
 
+/// Reference flags from widened integer arithmetic (a different formulation from [`alu`]'s
+/// bit tricks): unsigned and signed results out of range, nibble carries.
+fn widened(op: AluOp, a: u64, b: u64, size: u8, cf: bool) -> (u64, u64) {
+    let bits = u32::from(size) * 8;
+    let m = size_mask(size);
+    let s = |v: u64| -> i128 { (((v as u128) << (128 - bits)) as i128) >> (128 - bits) };
+    let c = i128::from(cf);
+    let (ua, ub) = (i128::from(a & m), i128::from(b & m));
+    let (res, carry, over, aux) = match op {
+        AluOp::Add | AluOp::Adc => {
+            let c = if op == AluOp::Adc { c } else { 0 };
+            let u = ua + ub + c;
+            let v = s(a) + s(b) + c;
+            let nib = (ua & 0xf) + (ub & 0xf) + c;
+            (u as u64 & m, u > m as i128, v != s(u as u64), nib > 0xf)
+        }
+        AluOp::Sub | AluOp::Sbb | AluOp::Cmp => {
+            let c = if op == AluOp::Sbb { c } else { 0 };
+            let u = ua - ub - c;
+            let v = s(a) - s(b) - c;
+            let nib = (ua & 0xf) - (ub & 0xf) - c;
+            (u as u64 & m, u < 0, v != s(u as u64), nib < 0)
+        }
+        AluOp::Or => ((a | b) & m, false, false, false),
+        AluOp::And | AluOp::Test => (a & b & m, false, false, false),
+        AluOp::Xor => ((a ^ b) & m, false, false, false),
+    };
+    let mut f = 0x202;
+    for (on, bit) in [
+        (carry, CF),
+        ((res as u8).count_ones() % 2 == 0, PF),
+        (aux, AF),
+        (res == 0, ZF),
+        (res >> (bits - 1) & 1 == 1, SF),
+        (over, OF),
+    ] {
+        if on {
+            f |= bit;
+        }
+    }
+    (res, f)
+}
+
+const ALL_OPS: [AluOp; 9] = [
+    AluOp::Add,
+    AluOp::Or,
+    AluOp::Adc,
+    AluOp::Sbb,
+    AluOp::And,
+    AluOp::Sub,
+    AluOp::Xor,
+    AluOp::Cmp,
+    AluOp::Test,
+];
+
+/// Every 8-bit operand pair, carry in and operation against the widened reference; random
+/// pairs (with edge values) for 16, 32 and 64 bits.
+#[test]
+fn alu_matches_widened_arithmetic() {
+    for op in ALL_OPS {
+        for cf in [false, true] {
+            let fl = 0x202 | if cf { CF } else { 0 };
+            for a in 0..=0xffu64 {
+                for b in 0..=0xffu64 {
+                    assert_eq!(
+                        alu(op, a, b, 1, fl),
+                        widened(op, a, b, 1, cf),
+                        "{op:?} {a} {b} {cf}"
+                    );
+                }
+            }
+        }
+    }
+    let mut rng = crate::decode::tests::Rng(77);
+    let edges = [
+        0,
+        1,
+        0x7f,
+        0x80,
+        0xff,
+        0x7fff,
+        0x8000,
+        0xffff,
+        0x7fff_ffff,
+        0x8000_0000,
+    ];
+    for n in 0..200_000 {
+        let pick = |rng: &mut crate::decode::tests::Rng| match rng.next() % 4 {
+            0 => edges[(rng.next() % edges.len() as u64) as usize],
+            1 => u64::MAX - rng.next() % 2,
+            2 => 1u64 << (rng.next() % 64),
+            _ => rng.next(),
+        };
+        let (a, b) = (pick(&mut rng), pick(&mut rng));
+        let size = [2u8, 4, 8][n % 3];
+        let op = ALL_OPS[(rng.next() % 9) as usize];
+        let cf = rng.next() % 2 == 0;
+        let fl = 0x202 | if cf { CF } else { 0 };
+        assert_eq!(
+            alu(op, a, b, size, fl),
+            widened(op, a, b, size, cf),
+            "{op:?} {a:#x} {b:#x} {size} {cf}"
+        );
+    }
+}
+
 #[test]
 fn alu_with_memory() {
     let r0 = regs();
