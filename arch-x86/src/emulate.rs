@@ -14,16 +14,17 @@
 //!   `MOVNTI` (`0F C3`);
 //! - `XCHG` `86`/`87` (a read, then a write);
 //! - `ADD`/`OR`/`ADC`/`SBB`/`AND`/`SUB`/`XOR`/`CMP` (`00`-`3B` ModRM forms, `80`, `81`,
-//!   `83`), `TEST` (`84`, `85`, `F6`/`F7` `/0` and `/1`), with CF, PF, AF, ZF, SF and OF as
-//!   the SDM defines them (AF, undefined for the logical operations, is cleared); `CMP` and
-//!   `TEST` only read;
+//!   `83`), `TEST` (`84`, `85`, `F6`/`F7` `/0` and `/1`), `NOT`/`NEG` (`F6`/`F7` `/2`, `/3`)
+//!   and `INC`/`DEC` (`FE`/`FF` `/0`, `/1`), with CF, PF, AF, ZF, SF and OF as the SDM
+//!   defines them (AF, undefined for the logical operations, is cleared); `CMP` and `TEST`
+//!   only read;
 //! - `STOS`, `LODS` and `MOVS` (`AA`-`AD`, `A4`, `A5`), with or without `REP`: one element per
 //!   exit; for `REP`, RCX counts down and RIP stays on the instruction until it reaches zero.
 //!   `MOVS` reads or writes its other operand in guest RAM through [`GuestMem`], or makes a
 //!   second MMIO access if that is not RAM either.
 //!
 //! Not emulated ([`EmuError::Unsupported`]): everything else, including `LOCK` on `MOV`
-//! (`#UD`), `CMPS`/`SCAS`, `NOT`/`NEG`/`INC`/`DEC`, shifts, `BT*`, `CMPXCHG`, `XADD`, `MOVBE`,
+//! (`#UD`), `CMPS`/`SCAS`, shifts and rotates, `BT*`, `CMPXCHG`, `XADD`, `MOVBE`,
 //! any SSE/AVX (VEX/EVEX) access, stack operations and far/segment loads. Also not done:
 //! segment limit and type checks (the hardware made them for the faulting access), accesses
 //! that cross a page boundary ([`EmuError::SplitAccess`]), single-step (`RFLAGS.TF`) traps and
@@ -372,6 +373,30 @@ pub fn alu(op: AluOp, dst: u64, src: u64, size: u8, rflags: u64) -> (u64, u64) {
     (r, f)
 }
 
+/// A one-operand read-modify-write operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    /// NOT (no flags).
+    Not,
+    /// NEG (flags as `0 - x`).
+    Neg,
+    /// INC (flags as `x + 1`, CF kept).
+    Inc,
+    /// DEC (flags as `x - 1`, CF kept).
+    Dec,
+}
+
+/// Computes a [`Unary`] operation at `size` bytes: the result and the new RFLAGS.
+pub fn unary(op: Unary, v: u64, size: u8, rflags: u64) -> (u64, u64) {
+    let keep_cf = |(r, f): (u64, u64)| (r, (f & !flags::CF) | (rflags & flags::CF));
+    match op {
+        Unary::Not => (!v & size_mask(size), rflags),
+        Unary::Neg => alu(AluOp::Sub, 0, v, size, rflags),
+        Unary::Inc => keep_cf(alu(AluOp::Add, v, 1, size, rflags)),
+        Unary::Dec => keep_cf(alu(AluOp::Sub, v, 1, size, rflags)),
+    }
+}
+
 /// Source of an ALU operation besides the memory operand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Src {
@@ -390,6 +415,8 @@ enum Op {
     Xchg { reg: Reg },
     /// ALU with a memory operand: `mem op src` into memory, or `reg op mem` into `reg`.
     Alu { op: AluOp, src: Src, mem_dst: bool },
+    /// NOT/NEG/INC/DEC of the memory operand.
+    Unary(Unary),
     /// STOS / LODS: one element.
     Stos,
     /// LODS: one element into rAX.
@@ -701,6 +728,17 @@ pub fn plan<M: GuestMem + ?Sized>(
                 },
             )
         }
+        (true, 0xf6 | 0xf7 | 0xfe | 0xff) => {
+            let size = if op & 1 == 0 { 1 } else { opsz };
+            let u = match (op, digit) {
+                (0xf6 | 0xf7, Some(2)) => Unary::Not,
+                (0xf6 | 0xf7, Some(3)) => Unary::Neg,
+                (0xfe | 0xff, Some(0)) => Unary::Inc,
+                (0xfe | 0xff, Some(1)) => Unary::Dec,
+                _ => return Err(EmuError::Unsupported),
+            };
+            mk(size, None, Op::Unary(u))
+        }
         (true, 0xa4 | 0xa5 | 0xaa..=0xad) => plan_string(insn, cpu, regs, mem, gpa),
         _ => Err(EmuError::Unsupported),
     }
@@ -713,6 +751,8 @@ fn is_alu_rmw(insn: &Insn) -> bool {
     match op {
         0x00..=0x3f => op & 7 < 2 && op >> 3 != 7,
         0x80 | 0x81 | 0x83 => digit != 7,
+        0xf6 | 0xf7 => matches!(digit, 2 | 3),
+        0xfe | 0xff => digit < 2,
         _ => false,
     }
 }
@@ -890,7 +930,11 @@ pub fn complete<M: GuestMem + ?Sized>(
             }
             advance_rip(regs, insn);
         }
-        (Op::Alu { .. }, Stage::Second { carry }) => {
+        (Op::Unary(u), Stage::First) => {
+            let (r, f) = unary(u, value, len, regs.rflags);
+            return Ok(Some(second(r, f)));
+        }
+        (Op::Alu { .. } | Op::Unary(_), Stage::Second { carry }) => {
             regs.rflags = carry;
             advance_rip(regs, insn);
         }

@@ -468,6 +468,43 @@ fn alu_matches_widened_arithmetic() {
 }
 
 #[test]
+fn unary_ops() {
+    use Unary::*;
+    let base = 0x202;
+    assert_eq!(unary(Not, 0x0f, 1, base | CF), (0xf0, base | CF));
+    assert_eq!(unary(Not, 0, 8, base), (u64::MAX, base));
+    assert_eq!(unary(Neg, 0, 4, base | CF), (0, base | PF | ZF));
+    assert_eq!(unary(Neg, 1, 2, base), (0xffff, base | CF | PF | AF | SF));
+    assert_eq!(unary(Neg, 0x80, 1, base), (0x80, base | CF | SF | OF));
+    assert_eq!(
+        unary(Inc, 0x7f, 1, base | CF),
+        (0x80, base | CF | AF | SF | OF)
+    );
+    assert_eq!(unary(Inc, 0xffff_ffff, 4, base), (0, base | PF | AF | ZF));
+    assert_eq!(unary(Dec, 0, 8, base), (u64::MAX, base | PF | AF | SF));
+    assert_eq!(
+        unary(Dec, 0x8000, 2, base | CF),
+        (0x7fff, base | CF | PF | AF | OF)
+    );
+    // Through memory: read, then write; flags at completion.
+    let r0 = regs();
+    let (r, log) = run(M64, &[0xf0, 0xff, 0x07], r0, 0x7fff_ffff);
+    assert_eq!(
+        log,
+        [(MMIO + 0x10, 4, None), (MMIO + 0x10, 4, Some(0x8000_0000))]
+    );
+    assert_eq!((r.rip, r.rflags), (CODE + 3, 0x202 | PF | AF | SF | OF));
+    let (r, log) = run(M64, &[0xfe, 0x0f], r0, 0x00);
+    assert_eq!(log[1], (MMIO + 0x10, 1, Some(0xff)));
+    assert_eq!(r.rflags, 0x202 | PF | AF | SF);
+    let (_, log) = run(M64, &[0x48, 0xf7, 0x17], r0, 0x0123_4567_89ab_cdef);
+    assert_eq!(log[1], (MMIO + 0x10, 8, Some(0xfedc_ba98_7654_3210)));
+    let (r, log) = run(M64, &[0x66, 0xf7, 0x1f], r0, 0x0001);
+    assert_eq!(log[1], (MMIO + 0x10, 2, Some(0xffff)));
+    assert_eq!(r.rflags, 0x202 | CF | PF | AF | SF);
+}
+
+#[test]
 fn alu_with_memory() {
     let r0 = regs();
     // add [rdi], eax: read, then write the sum; flags at completion.
@@ -538,8 +575,9 @@ fn outside_the_subset() {
         (&[0xc5, 0xf8, 0x10, 0x07], EmuError::Unsupported), // vmovups
         (&[0xf0, 0x89, 0x07], EmuError::Unsupported), // lock mov
         (&[0xf0, 0x39, 0x07], EmuError::Unsupported), // lock cmp
-        (&[0xf7, 0x17], EmuError::Unsupported),       // not
-        (&[0xff, 0x07], EmuError::Unsupported),       // inc
+        (&[0xf7, 0x27], EmuError::Unsupported),       // mul
+        (&[0xff, 0x17], EmuError::Unsupported),       // call [rdi]
+        (&[0xfe, 0x17], EmuError::Unsupported),       // fe /2 (undefined)
         (&[0xa6], EmuError::Unsupported),             // cmpsb
         (&[0x66, 0x0f, 0xc3, 0x07], EmuError::Unsupported), // movnti with 66
         (&[0xc7, 0x0f, 1, 2, 3, 4], EmuError::Unsupported), // c7 /1
@@ -988,7 +1026,7 @@ fn differential_operands_against_reference() {
     use iced_x86::{Decoder, DecoderOptions, OpKind};
     const ITERS: usize = 60_000;
     // The emulated opcodes (00 stands for every ALU opcode 00-3B with a ModRM byte).
-    let ops: [&[u8]; 30] = [
+    let ops: [&[u8]; 32] = [
         &[0x88],
         &[0x89],
         &[0x8a],
@@ -1015,6 +1053,8 @@ fn differential_operands_against_reference() {
         &[0x85],
         &[0xf6],
         &[0xf7],
+        &[0xfe],
+        &[0xff],
         &[0xaa],
         &[0xab],
         &[0xac],
@@ -1052,7 +1092,9 @@ fn differential_operands_against_reference() {
         }
         match (op.len(), last) {
             (1, 0xc6 | 0xc7) => modrm &= 0xc7,
-            (1, 0xf6 | 0xf7) => modrm &= 0xcf,
+            // TEST, TEST, NOT, NEG; INC, DEC.
+            (1, 0xf6 | 0xf7) => modrm &= 0xdf,
+            (1, 0xfe | 0xff) => modrm &= 0xcf,
             _ => {}
         }
         if !(op.len() == 1 && ((0xa0..=0xa3).contains(&last) || (0xaa..=0xad).contains(&last))) {
@@ -1152,6 +1194,7 @@ fn differential_operands_against_reference() {
         // The non-memory operand as the reference names it.
         let other_k = if k == 0 { 1 } else { 0 };
         let other = match want.op_kind(other_k) {
+            _ if other_k >= want.op_count() => 0,
             OpKind::Register => iced_reg(&r, &cpu, want.op_register(other_k)).unwrap(),
             _ => want.immediate(other_k),
         } & size_mask(size);
@@ -1179,6 +1222,21 @@ fn differential_operands_against_reference() {
                 iced_reg(&after, &cpu, dst) == Some(v & dmask)
             }
             (1, 0x86 | 0x87) => next.as_ref().and_then(written) == Some(other),
+            (1, 0xf6 | 0xf7 | 0xfe | 0xff) if last >= 0xfe || (modrm >> 3) & 7 >= 2 => {
+                let u = match (last, (modrm >> 3) & 7) {
+                    (0xf6 | 0xf7, 2) => Unary::Not,
+                    (0xf6 | 0xf7, _) => Unary::Neg,
+                    (_, 0) => Unary::Inc,
+                    _ => Unary::Dec,
+                };
+                let (res, fl) = unary(u, d, size, before.rflags);
+                // Finish the write to see the flags.
+                let mut last_regs = after;
+                if let Some(n) = &next {
+                    complete(n, &mut last_regs, &mut m, &[0; 8]).unwrap();
+                }
+                next.as_ref().and_then(written) == Some(res) && last_regs.rflags == fl
+            }
             _ => {
                 // ALU: recompute with the reference's operands.
                 let alu_op = match last {
