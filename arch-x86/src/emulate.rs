@@ -8,6 +8,14 @@
 //! returns the next access (read-modify-write forms need a read, then a write). Data moves
 //! one element per exit, as KVM does.
 //!
+//! Backend use: on a nested page fault that resolves to MMIO, build a [`CpuCtx`] from the
+//! stored guest state, call [`start`] and keep the plan; return [`MmioPlan::exit`]. When
+//! `KVM_RUN` hands back `Completion::Mmio`, call [`complete`]; if it returns another plan,
+//! that access must go to user space before the guest runs again. A [`Failure`] becomes
+//! `KVM_EXIT_INTERNAL_ERROR` with [`Failure::emulation_failure`] (or, for
+//! [`EmuError::Fault`] with a page fault, the `#PF` can be injected instead). The
+//! [`GuestMem`] the backend passes reads and writes guest RAM by guest physical address.
+//!
 //! Emulated (memory operand only; register forms never fault):
 //! - `MOV` `88`, `89`, `8A`, `8B`, `C6 /0`, `C7 /0`, `A0`-`A3` (`moffs`), `MOVZX`/`MOVSX`
 //!   (`0F B6`, `B7`, `BE`, `BF`), `MOVSXD` (`63` in 64-bit mode; with REX.W it sign-extends),
