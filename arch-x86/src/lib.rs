@@ -9,7 +9,10 @@
 //! Layout: [`hw`] (CPUID/MSR/TSC access behind the [`Hw`] trait, so host tests can use a
 //! fake), [`cpuid`] (SVM feature decoding), [`cpuid_table`] (the guest-visible CPUID),
 //! [`state`] (vCPU state and validation rules), [`msr`] (the MSR policy), [`svm`] (the
-//! backend).
+//! backend), and the pure pieces of MMIO emulation without decode assists: [`decode`] (the
+//! x86 instruction decoder), [`walk`] (guest page walks, segment arithmetic, instruction
+//! fetch) and [`emulate`] (MMIO access plans and their completion, string port I/O
+//! registers).
 #![no_std]
 #![deny(
     clippy::unwrap_used,
@@ -33,11 +36,14 @@ extern crate std;
 
 pub mod cpuid;
 pub mod cpuid_table;
+pub mod decode;
+pub mod emulate;
 pub mod hw;
 pub mod msr;
 pub mod state;
 pub mod svm;
 pub mod vmrun;
+pub mod walk;
 
 pub use hw::{Hw, RealHw};
 pub use svm::{Svm, SvmVm};
