@@ -32,13 +32,14 @@ use kvmport_core::arch::{ArchLimits, Completion, Exit, GuestPage, RunCtx, RunFla
 use kvmport_core::fam::{self, TooSmall};
 use kvmport_core::kalloc::{vec_from_fn, vec_push};
 use kvmport_core::memslot::{Gfn, SlotChange, SlotLimits};
-use kvmport_core::os::{Page, UserAddr};
+use kvmport_core::os::{HeldPage, Page, UserAddr};
 use kvmport_core::vm::VmInfo;
 use kvmport_core::{Arch, Errno, KResult, Os, user};
 use zerocopy::FromZeros;
 
 use crate::cpuid::{Features, Leaf};
 use crate::cpuid_table::{self, cr4};
+use crate::emulate::{self, CpuCtx, MmioPlan};
 use crate::hw::{
     EFER_LMA, EFER_SVME, Hw, MSR_EFER, MSR_UCODE_REV, MSR_VM_CR, MSR_VM_HSAVE_PA, RealHw,
     VM_CR_SVMDIS, XsaveArea,
@@ -46,6 +47,7 @@ use crate::hw::{
 use crate::msr::{self, MsrHost};
 use crate::state::{SregsCommon, VcpuState, cr0, frozen_cpuid_matches, xsave};
 use crate::vmrun::{self, IoExit, Npt, VmcbImage, code, ctl, misc1, misc2};
+use crate::walk;
 use kvmport_core::abi::x86::KvmRegs as Regs;
 use kvmport_core::abi::{KVM_INTERNAL_ERROR_EMULATION, KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON};
 use kvmport_core::os::Lock;
@@ -145,8 +147,13 @@ pub struct SvmVcpu<O: Os> {
     /// The last exit was the guest's `IRET` out of an NMI handler: it has not run yet, so no
     /// NMI goes in on the next entry.
     iret_pending: bool,
-    /// An `IN`/`OUT` that went to user space: its size and the RIP after it.
-    pending_io: Option<(u8, u64)>,
+    /// The size of an `IN` that went to user space (RIP is already past it).
+    pending_io: Option<u8>,
+    /// The MMIO access that went to user space, and how to finish its instruction.
+    pending_mmio: Option<MmioPlan>,
+    /// An exit decided while completing the last access (the second access of a
+    /// read-modify-write, or an emulation failure), returned before the guest runs again.
+    queued_exit: Option<Exit>,
 }
 
 /// Queues #GP(0) for the guest (a refused `RDMSR`/`WRMSR`/`XSETBV`).
@@ -791,6 +798,8 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             vmcb: os.page_zalloc()?,
             img: VmcbImage::new(),
             iret_pending: false,
+            pending_mmio: None,
+            queued_exit: None,
             pending_io: None,
         })
     }
@@ -920,13 +929,17 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     /// past the instruction. MMIO never exits to user space yet, so there is nothing to
     /// complete for it.
     fn vcpu_complete(&self, ctx: &mut RunCtx<'_, O, Self>, done: Completion) -> KResult<()> {
-        let Completion::Io { input, .. } = done else {
-            return Ok(());
+        let input = match done {
+            Completion::Io { input, .. } => input,
+            Completion::Mmio { data, .. } => {
+                self.complete_mmio(ctx, &data);
+                return Ok(());
+            }
         };
         let mut data = [0u8; 4];
         let read_ok = !input || ctx.pio_read(0, &mut data);
         let v = ctx.vcpu();
-        let Some((size, next_rip)) = v.pending_io.take() else {
+        let Some(size) = v.pending_io.take() else {
             return Ok(());
         };
         if input {
@@ -935,7 +948,6 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             }
             v.st.regs.rax = vmrun::merge_in(v.st.regs.rax, size, u32::from_le_bytes(data));
         }
-        v.st.regs.rip = next_rip;
         Ok(())
     }
 
@@ -946,6 +958,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             return Err(Errno::ENOSYS);
         }
         let (iopm, msrpm) = self.perm_maps.ok_or(Errno::ENOSYS)?;
+        if let Some(e) = ctx.vcpu().queued_exit.take() {
+            return Ok(e);
+        }
         let os = ctx.os();
         for _ in 0..INNER_EXITS {
             if os.thread_signal_pending() || os.thread_resched_needed() {
@@ -1260,7 +1275,11 @@ impl<H: Hw> Svm<H> {
                     }
                 }
                 // EXITINFO2 is the RIP of the next instruction.
-                ctx.vcpu().pending_io = Some((io.size, exit.info2));
+                // EXITINFO2 is the RIP of the next instruction. As on KVM, RIP moves past the
+                // instruction now, so a KVM_SET_REGS before the next run is kept.
+                let v = ctx.vcpu();
+                v.st.regs.rip = exit.info2;
+                v.pending_io = io.input.then_some(io.size);
                 Some(Exit::Io {
                     port: io.port,
                     size: io.size,
@@ -1273,26 +1292,23 @@ impl<H: Hw> Svm<H> {
         })
     }
 
-    /// A nested page fault at `gpa`: maps guest RAM, or reports MMIO as an emulation failure
-    /// (MMIO emulation needs the instruction decoder).
+    /// A nested page fault at `gpa`: maps guest RAM, or emulates the faulting instruction's
+    /// access as MMIO for user space.
     fn nested_fault<O: Os>(
         &self,
         ctx: &mut RunCtx<'_, O, Self>,
         gpa: u64,
         write: bool,
     ) -> KResult<Option<Exit>> {
-        let mmio = Exit::InternalError {
-            suberror: KVM_INTERNAL_ERROR_EMULATION,
-        };
         let gfn = gpa >> 12;
         if gfn > self.max_gfn() {
-            return Ok(Some(mmio));
+            return Ok(Some(self.start_mmio(ctx, gpa, write)));
         }
         let os = ctx.os();
         let vm = ctx.vm();
         let generation = vm.npt.lock().generation;
         match ctx.gfn_resolve(0, Gfn(gfn), write)? {
-            GuestPage::Mmio => Ok(Some(mmio)),
+            GuestPage::Mmio => Ok(Some(self.start_mmio(ctx, gpa, write))),
             GuestPage::Ram {
                 page,
                 writable,
@@ -1307,6 +1323,108 @@ impl<H: Hw> Svm<H> {
                 Ok(None)
             }
         }
+    }
+}
+
+impl<H: Hw> Svm<H> {
+    /// Fetches and decodes the instruction at CS:RIP and plans its access to `gpa` (no decode
+    /// assists or next-RIP from the processor are assumed): the MMIO exit for user space, or
+    /// the emulation failure KVM would report.
+    fn start_mmio<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, gpa: u64, write: bool) -> Exit {
+        let st = &ctx.vcpu().st;
+        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
+        let planned = emulate::start(&mut CtxMem { ctx: &*ctx }, &cpu, &regs, gpa, write);
+        match planned {
+            Ok(plan) => {
+                ctx.vcpu().pending_mmio = Some(plan);
+                plan.exit()
+            }
+            Err(f) => Exit::EmulationFailure(f.emulation_failure()),
+        }
+    }
+
+    /// Finishes the instruction of the MMIO access user space completed (`data` holds what
+    /// it read). A second access, or a failure, is queued as the next exit.
+    fn complete_mmio<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, data: &[u8; 8]) {
+        let Some(plan) = ctx.vcpu().pending_mmio.take() else {
+            return;
+        };
+        let mut regs = ctx.vcpu().st.regs;
+        let done = emulate::complete(&plan, &mut regs, &mut CtxMem { ctx: &*ctx }, data);
+        let v = ctx.vcpu();
+        match done {
+            Ok(next) => {
+                v.st.regs = regs;
+                if let Some(next) = next {
+                    v.queued_exit = Some(next.exit());
+                    v.pending_mmio = Some(next);
+                }
+            }
+            Err(error) => {
+                let insn = plan.insn();
+                let f = emulate::Failure {
+                    error,
+                    bytes: insn.bytes,
+                    len: insn.len,
+                };
+                v.queued_exit = Some(Exit::EmulationFailure(f.emulation_failure()));
+            }
+        }
+    }
+}
+
+/// Guest physical memory (address space 0) through the run context's memslots, for
+/// instruction fetch and emulation: RAM pages are resolved and held for each copy; anything
+/// else (MMIO, no slot, a read-only slot for writes) fails the copy.
+struct CtxMem<'c, 'a, O: Os, A: Arch<O>> {
+    ctx: &'c RunCtx<'a, O, A>,
+}
+
+impl<O: Os, A: Arch<O>> CtxMem<'_, '_, O, A> {
+    /// Visits `len` bytes from `gpa` page by page: `f(page, offset in page, offset in buffer,
+    /// length)`. False as soon as a page is not RAM or `f` fails.
+    fn each_page(
+        &self,
+        gpa: u64,
+        len: usize,
+        write: bool,
+        mut f: impl FnMut(&O::HeldPage, usize, usize, usize) -> bool,
+    ) -> bool {
+        let mut done = 0usize;
+        while done < len {
+            let Some(at) = gpa.checked_add(done as u64) else {
+                return false;
+            };
+            // CAST: below the page size.
+            let off = (at & 0xfff) as usize;
+            let n = (len - done).min(0x1000 - off);
+            let page = match self.ctx.gfn_resolve(0, Gfn(at >> 12), write) {
+                Ok(GuestPage::Ram { page, .. }) => page,
+                _ => return false,
+            };
+            if !f(&page, off, done, n) {
+                return false;
+            }
+            done += n;
+        }
+        true
+    }
+}
+
+impl<O: Os, A: Arch<O>> walk::GuestMem for CtxMem<'_, '_, O, A> {
+    fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
+        let len = buf.len();
+        self.each_page(gpa, len, false, |page, off, at, n| {
+            buf.get_mut(at..at + n)
+                .is_some_and(|chunk| page.read(off, chunk))
+        })
+    }
+
+    fn write_phys(&mut self, gpa: u64, data: &[u8]) -> bool {
+        self.each_page(gpa, data.len(), true, |page, off, at, n| {
+            data.get(at..at + n)
+                .is_some_and(|chunk| page.write(off, chunk))
+        })
     }
 }
 

@@ -106,6 +106,9 @@ pub enum Exit {
         /// `KVM_INTERNAL_ERROR_*` sub-error.
         suberror: u32,
     },
+    /// An instruction could not be emulated (`KVM_EXIT_INTERNAL_ERROR` with
+    /// `KVM_INTERNAL_ERROR_EMULATION` and the instruction bytes, as KVM reports it).
+    EmulationFailure(crate::abi::KvmRunExitEmulationFailure),
 }
 
 /// The `kvm_run` fields refreshed on every return from `KVM_RUN`.

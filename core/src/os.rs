@@ -86,6 +86,13 @@ pub trait HeldPage: Send + Sync {
     fn pa(&self) -> u64;
     /// Whether the page was resolved for writing.
     fn writable(&self) -> bool;
+    /// Copies `buf.len()` bytes at byte `off` of the page into `buf` (instruction fetch and
+    /// emulation). `false`, copying nothing, when the range is not inside the page. The guest
+    /// and user space may change the page at any time. Preemptible context.
+    fn read(&self, off: usize, buf: &mut [u8]) -> bool;
+    /// Copies `buf` into the page at byte `off`. `false`, copying nothing, when the range is
+    /// not inside the page or the page was not resolved for writing. Preemptible context.
+    fn write(&self, off: usize, buf: &[u8]) -> bool;
 }
 
 /// A queue a halted vCPU thread sleeps on until another thread wakes it.

@@ -404,6 +404,10 @@ impl<P: Platform> VcpuFile<P> {
                     page_set(run, EXIT_OFF, &f)?;
                     return Self::finish(run, KVM_EXIT_FAIL_ENTRY);
                 }
+                Exit::EmulationFailure(e) => {
+                    page_set(run, EXIT_OFF, &e)?;
+                    return Self::finish(run, KVM_EXIT_INTERNAL_ERROR);
+                }
                 Exit::InternalError { suberror } => {
                     let e = KvmRunExitInternal {
                         suberror,

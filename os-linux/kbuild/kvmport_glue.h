@@ -55,6 +55,7 @@ void kp_preempt_disable(void);
 void kp_preempt_enable(void);
 void kp_fpu_begin(void);
 void kp_fpu_end(void);
+void kp_held_copy(void *page, unsigned int off, void *buf, unsigned int len, int to_page);
 int kp_signal_pending(void);
 int kp_need_resched(void);
 void kp_cond_resched(void);

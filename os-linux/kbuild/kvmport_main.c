@@ -27,6 +27,7 @@
 #include <linux/cpu.h>
 #include <linux/cpuhotplug.h>
 #include <asm/tsc.h>
+#include <linux/highmem.h>
 #include <asm/fpu/api.h>
 
 #include "kvmport_glue.h"
@@ -251,6 +252,20 @@ int kp_pin_user_page(unsigned long addr, int write, void **page_out, u64 *pa_out
 	return 0;
 }
 void kp_unpin_user_page(void *page) { unpin_user_page(page); }
+
+/* Copies between a pinned user page and a kernel buffer (the caller checked the range). */
+void kp_held_copy(void *page, unsigned int off, void *buf, unsigned int len, int to_page)
+{
+	void *va = kmap_local_page(page);
+
+	if (to_page) {
+		memcpy(va + off, buf, len);
+		set_page_dirty_lock(page);
+	} else {
+		memcpy(buf, va + off, len);
+	}
+	kunmap_local(va);
+}
 
 void *kp_mutex_new(void)
 {

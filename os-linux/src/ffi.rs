@@ -47,6 +47,13 @@ unsafe extern "C" {
     pub fn kp_preempt_enable();
     pub fn kp_fpu_begin();
     pub fn kp_fpu_end();
+    pub fn kp_held_copy(
+        page: *mut c_void,
+        off: c_uint,
+        buf: *mut c_void,
+        len: c_uint,
+        to_page: c_int,
+    );
 
     pub fn kp_signal_pending() -> c_int;
     pub fn kp_need_resched() -> c_int;

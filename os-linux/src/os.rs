@@ -255,6 +255,39 @@ impl HeldPage for KHeld {
     fn writable(&self) -> bool {
         self.write
     }
+
+    fn read(&self, off: usize, buf: &mut [u8]) -> bool {
+        self.copy(off, buf.as_mut_ptr(), buf.len(), false)
+    }
+
+    fn write(&self, off: usize, buf: &[u8]) -> bool {
+        // CAST: the C side only reads from `buf` when copying to the page.
+        self.write && self.copy(off, buf.as_ptr().cast_mut(), buf.len(), true)
+    }
+}
+
+impl KHeld {
+    /// Copies between the held page at `off` and `len` bytes at `buf`.
+    fn copy(&self, off: usize, buf: *mut u8, len: usize, to_page: bool) -> bool {
+        if off.checked_add(len).is_none_or(|end| end > PAGE_SIZE) {
+            return false;
+        }
+        // CAST: both below PAGE_SIZE, checked above.
+        let (off, len) = (off as c_uint, len as c_uint);
+        // SAFETY: `page` is pinned for this value's lifetime (type invariant); the range is
+        // inside the page (checked above) and `buf` is valid for `len` bytes in the direction
+        // the copy goes (the callers pass a slice of that length).
+        unsafe {
+            ffi::kp_held_copy(
+                self.page.as_ptr(),
+                off,
+                buf.cast(),
+                len,
+                c_int::from(to_page),
+            )
+        };
+        true
+    }
 }
 
 impl Drop for KHeld {

@@ -95,6 +95,13 @@ impl HeldPage for HostHeld {
     fn writable(&self) -> bool {
         self.write
     }
+    /// The hosted double runs no guest, so nothing reads guest memory through it.
+    fn read(&self, _off: usize, _buf: &mut [u8]) -> bool {
+        false
+    }
+    fn write(&self, _off: usize, _buf: &[u8]) -> bool {
+        false
+    }
 }
 
 impl Drop for HostHeld {
