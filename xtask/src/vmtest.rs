@@ -35,7 +35,8 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
                   the reference are listed case by case
   --strict        with --kvmport: also fail on a difference in a case that runs no guest code
   --fuzz SECS     after each run's suite, fuzz its device with kvm-fuzz for SECS seconds
-  --fuzz-args A   kvm-fuzz arguments besides device and duration (default \"--guest-code hlt\")
+  --fuzz-args A   kvm-fuzz arguments besides device and duration (default
+                  \"--guest-code hlt --no-state\": see docs/linux.md on the state-fuzz stall)
   --no-reference  with --kvmport: skip the kvm_amd run
   --append ARGS   extra guest kernel command-line arguments (e.g. ignore_loglevel)
   --monitor SOCK  serve QEMU's human monitor on this Unix socket (to inspect a hung guest)
@@ -218,7 +219,7 @@ impl Opts {
             kvmport: false,
             strict: false,
             fuzz: 0,
-            fuzz_args: "--guest-code hlt".to_string(),
+            fuzz_args: "--guest-code hlt --no-state".to_string(),
             no_reference: false,
             append: String::new(),
             monitor: None,
