@@ -484,6 +484,14 @@ fn fields(line: &str) -> Vec<(String, String)> {
     out
 }
 
+/// The numbers of a comma-separated field (`totals=1,2,3`).
+fn nums(v: Option<&str>) -> Vec<f64> {
+    v.unwrap_or("")
+        .split(',')
+        .filter_map(|x| x.parse().ok())
+        .collect()
+}
+
 /// The value of `key` among `f`.
 fn get<'a>(f: &'a [(String, String)], key: &str) -> Option<&'a str> {
     f.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
@@ -553,6 +561,8 @@ struct Report {
     differing: Vec<String>,
     /// Problems (kernel warnings, failed steps, incomplete boots).
     problems: Vec<String>,
+    /// Remarks on individual figures (idle time inside a measurement).
+    notes: Vec<String>,
     /// Boot count and wall-clock seconds of each.
     boot_secs: Vec<f64>,
     /// Within boot 1: the largest relative spread between the repeats of any operation.
@@ -584,7 +594,7 @@ impl Report {
             None => Cell::Na("not measured".into()),
             Some(f) => match (
                 get(f, "na"),
-                get(f, "memcg").and_then(|v| v.parse::<f64>().ok()),
+                get(f, "kernel").and_then(|v| v.parse::<f64>().ok()),
             ) {
                 (Some(why), _) => Cell::Na(why.to_string()),
                 (None, Some(v)) if v >= 0.0 => Cell::Value(v / 1024.0),
@@ -624,6 +634,7 @@ impl Report {
         }
         let identical = (boots.len() > 1).then_some(differing.is_empty());
         let mut problems = Vec::new();
+        let mut notes = Vec::new();
         for (i, b) in boots.iter().enumerate() {
             if !b.complete() {
                 problems.push(format!(
@@ -639,17 +650,34 @@ impl Report {
                     .map(|p| format!("boot {}: kernel: {p}", i + 1)),
             );
         }
+        // Idle time inside the timed batches (waits, which -icount sleep=off counts too).
+        for f in &parsed {
+            let (Some(dev), Some(op)) = (get(f, "dev"), get(f, "op")) else {
+                continue;
+            };
+            let idle: f64 = nums(get(f, "idle")).iter().sum();
+            let total: f64 = nums(get(f, "totals")).iter().sum();
+            if total > 0.0 && idle / total > 0.01 {
+                notes.push(format!(
+                    "{op} on {dev}: {:.0} % of the timed batches' TSC time was idle (waiting, \
+                     e.g. for an RCU grace period); the figure excludes it",
+                    100.0 * (idle / total).min(1.0)
+                ));
+            }
+        }
         let max_repeat_spread = parsed
             .iter()
             .filter_map(|f| {
-                let t: Vec<f64> = get(f, "totals")?
-                    .split(',')
-                    .filter_map(|v| v.parse().ok())
-                    .collect();
-                let (lo, hi) = t
+                let t = nums(get(f, "totals"));
+                let idle = nums(get(f, "idle"));
+                let busy: Vec<f64> = t
                     .iter()
-                    .fold((f64::MAX, 0f64), |(lo, hi), &v| (lo.min(v), hi.max(v)));
-                (lo > 0.0).then(|| (hi - lo) / lo)
+                    .enumerate()
+                    .map(|(i, v)| v - idle.get(i).copied().unwrap_or(0.0))
+                    .collect();
+                let lo = busy.iter().copied().fold(f64::MAX, f64::min);
+                let hi = busy.iter().copied().fold(0.0, f64::max);
+                (lo > 0.0 && lo < f64::MAX).then(|| (hi - lo) / lo)
             })
             .fold(0.0, f64::max);
         Report {
@@ -657,6 +685,7 @@ impl Report {
             identical,
             differing,
             problems,
+            notes,
             boot_secs: boots.iter().map(|b| b.secs).collect(),
             max_repeat_spread,
             host: host
@@ -693,8 +722,9 @@ impl Report {
         let _ = writeln!(
             s,
             "instructions: guest TSC under -icount shift=0 (1 per retired instruction: L1 \
-             kernel + L1 user + L2 guest), minimum of 3 batches, empty-loop cost subtracted; \
-             memory: memcg memory.current delta"
+             kernel + L1 user + L2 guest) less idle time, minimum of 3 batches, empty-loop \
+             cost subtracted; memory: the kernel field of the cgroup's memory.stat (all kernel \
+             memory charged)"
         );
         match self.identical {
             Some(true) => {
@@ -722,6 +752,9 @@ impl Report {
         }
         let secs: Vec<String> = self.boot_secs.iter().map(|t| format!("{t:.1} s")).collect();
         let _ = writeln!(s, "boots: {}", secs.join(", "));
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
         for p in &self.problems {
             let _ = writeln!(s, "problem: {p}");
         }

@@ -8,24 +8,29 @@
 //! operation of [`OPS`] in batches between two `rdtsc` reads and prints one line per operation:
 //!
 //! ```text
-//! BENCH dev=kvm_amd op=pio n=2000 empty=8003 totals=6612345,6612347,6612345 per_op=3301.17
+//! BENCH dev=kvm_amd op=pio n=2000 empty=8007 totals=6728705,6735098,6724202 idle=0,0,0 per_op=3358.10
 //! BENCH dev=kvmport op=pio na=ENOSYS
-//! BENCHMEM dev=kvm_amd what=vm count=16 memcg=... memfree=... slab=... ...
+//! BENCHMEM dev=kvm_amd what=vm count=16 kernel=98304.0 slab=... memfree=...
 //! ```
 //!
 //! Under `qemu -icount shift=0,sleep=off` the outer guest's TSC advances by one per retired
 //! instruction (L1 kernel, L1 user and L2 guest together), so a TSC delta is an instruction
-//! count. `per_op` is `(min(totals) - empty) / n`, where `empty` is the same loop without the
-//! operation; for the in-kernel CPUID exit it is `(min(T(2n)) - min(T(n))) / n`, which also
-//! cancels the `KVM_RUN` entry and the exit to user space. The minimum over the repeats drops a
-//! timer tick that fell into one of them. Outside `-icount` the numbers are TSC cycles.
+//! count. With `-icount sleep=off` the clock also jumps over the time the CPU idles (an RCU
+//! grace period a teardown waits for), so each batch's idle time (`/proc/timer_list`,
+//! nanoseconds) is subtracted: busy = total - idle. `per_op` is `(min(busy) - empty) / n`,
+//! where `empty` is the same loop without the operation; for the in-kernel CPUID exit it is
+//! `(min busy of T(2n) - min busy of T(n)) / n`, which also cancels the `KVM_RUN` entry and
+//! the exit to user space. The minimum over the repeats drops a timer tick that fell into one
+//! of them. Outside `-icount` the numbers are TSC cycles.
 //!
 //! Memory: with `--memcg DIR` (the cgroup v2 directory this process runs in), the kernel's own
-//! accounting of the cgroup (`memory.current`; KVM and kvmport both allocate with
-//! `__GFP_ACCOUNT`) before and after creating 16 VMs, and 64 vCPUs in one VM, together with the
-//! `/proc/meminfo` deltas.
+//! accounting of the cgroup (`memory.stat`, whose `kernel` field counts every kernel
+//! allocation charged to it; KVM and kvmport both allocate with `__GFP_ACCOUNT`) before and
+//! after creating 16 VMs, and 64 vCPUs in one VM, each read after a 2.5 s pause so that
+//! deferred frees and memcg's periodic statistics flush have run.
 
 use kvmport_client::{Errno, GuestMem, Kvm, RunMap, Vcpu, Vm};
+use kvmport_core::abi::KvmUserspaceMemoryRegion;
 use kvmport_core::abi::x86::KvmRegs;
 use kvmport_core::abi::{KVM_EXIT_HLT, KVM_EXIT_IO, KVM_EXIT_MMIO};
 use std::hint::black_box;
@@ -107,31 +112,86 @@ const OPS: &[Op] = &[
     },
 ];
 
-/// A measurement: instructions of each batch, of the empty loop, and per operation.
+/// One timed batch: the TSC delta, and how much of it the CPU spent idle.
+#[derive(Clone, Copy)]
+struct Batch {
+    /// TSC delta across the batch.
+    total: u64,
+    /// Idle nanoseconds inside the batch (waits, which `-icount sleep=off` lets the clock jump
+    /// over; they count one per virtual ns).
+    idle: u64,
+}
+
+impl Batch {
+    /// Instructions retired in the batch: its TSC delta less the idle time.
+    fn busy(self) -> u64 {
+        self.total.saturating_sub(self.idle)
+    }
+}
+
+/// A measurement: the batches, the cost subtracted, and the result per operation.
 struct Measured {
     /// Operations per batch.
     n: u64,
-    /// Instructions of the same loop without the operation (or of the `n`-iteration run, for
-    /// the in-kernel exit).
+    /// Instructions of the same loop without the operation (or of the base batch, for the
+    /// in-kernel exit and vCPU creation).
     empty: u64,
-    /// Instructions of each batch.
-    totals: Vec<u64>,
+    /// The timed batches.
+    batches: Vec<Batch>,
     /// Instructions per operation.
     per_op: f64,
 }
 
 impl Measured {
-    /// `(min(totals) - empty) / n`.
-    fn new(n: u64, empty: u64, totals: Vec<u64>) -> Measured {
-        let min = totals.iter().copied().min().unwrap_or(0);
+    /// `(min(busy) - empty) / n`.
+    fn new(n: u64, empty: u64, batches: Vec<Batch>) -> Measured {
+        let min = min_busy(&batches);
         let per_op = min.saturating_sub(empty) as f64 / n as f64;
         Measured {
             n,
             empty,
-            totals,
+            batches,
             per_op,
         }
     }
+}
+
+/// The fewest busy instructions of any batch.
+fn min_busy(batches: &[Batch]) -> u64 {
+    batches.iter().map(|b| b.busy()).min().unwrap_or(0)
+}
+
+/// Runs one untimed warm-up batch, then [`REPEATS`] timed ones, reading the idle time around
+/// each (outside the TSC window, where this thread runs, so nothing idles in between).
+fn repeat(mut batch: impl FnMut() -> Result<u64, String>) -> Result<Vec<Batch>, String> {
+    batch()?;
+    let mut out = Vec::with_capacity(REPEATS);
+    for _ in 0..REPEATS {
+        let i0 = idle_ns();
+        let total = batch()?;
+        let idle = idle_ns().saturating_sub(i0);
+        out.push(Batch { total, idle });
+    }
+    Ok(out)
+}
+
+/// The kernel's idle time so far, in nanoseconds: the sum of every CPU's `idle_sleeptime` and
+/// `iowait_sleeptime` in `/proc/timer_list` (nanosecond resolution).
+fn idle_ns() -> u64 {
+    let text = std::fs::read_to_string("/proc/timer_list").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let rest = l
+                .trim()
+                .strip_prefix(".idle_sleeptime")
+                .or_else(|| l.trim().strip_prefix(".iowait_sleeptime"))?;
+            rest.trim_start_matches([' ', ':'])
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
 }
 
 /// The time-stamp counter: retired instructions under `-icount shift=0`.
@@ -305,17 +365,12 @@ fn cpuid_exit(kvm: &Kvm, n: u64) -> Result<Measured, String> {
         }
         Ok(t)
     };
-    // Validation (and warm-up) under the watchdog.
+    // Validation under the watchdog.
     s.set_regs(n, 0)?;
     s.run_checked(KVM_EXIT_IO)?;
-    let mut once = Vec::new();
-    let mut twice = Vec::new();
-    for _ in 0..REPEATS {
-        once.push(batch(n)?);
-        twice.push(batch(2 * n)?);
-    }
-    let base = once.iter().copied().min().unwrap_or(0);
-    Ok(Measured::new(n, base, twice))
+    let once = repeat(|| batch(n))?;
+    let twice = repeat(|| batch(2 * n))?;
+    Ok(Measured::new(n, min_busy(&once), twice))
 }
 
 /// A round trip through user space: `n` `KVM_RUN`s, each ending in the guest's exit.
@@ -323,26 +378,27 @@ fn guest_roundtrip(kvm: &Kvm, n: u64, guest: Guest) -> Result<Measured, String> 
     let s = Setup::new(kvm, guest)?;
     s.run_checked(guest.exit())?;
     let empty = empty_loop(n);
-    let mut totals = Vec::new();
-    for _ in 0..REPEATS {
+    let batches = repeat(|| {
         let mut bad = 0u64;
         let t0 = rdtsc();
         for _ in 0..n {
             bad += u64::from(s.vcpu.run().is_err());
         }
-        totals.push(rdtsc() - t0);
+        let t = rdtsc() - t0;
         if bad != 0 {
             return Err(format!("{bad} of {n} KVM_RUNs failed"));
         }
-    }
-    let want = 1 + n * REPEATS as u64;
+        Ok(t)
+    })?;
+    // The validation run, the warm-up batch and the timed ones.
+    let want = 1 + n * (1 + REPEATS as u64);
     let (got, reason) = (s.edi()?, s.run.exit_reason());
     if got != want || reason != guest.exit() {
         return Err(format!(
             "guest counted {got} exits, want {want} (last exit reason {reason})"
         ));
     }
-    Ok(Measured::new(n, empty, totals))
+    Ok(Measured::new(n, empty, batches))
 }
 
 /// `KVM_RUN` with `immediate_exit` set: returns `EINTR` without entering the guest.
@@ -354,19 +410,19 @@ fn immediate_exit(kvm: &Kvm, n: u64) -> Result<Measured, String> {
         other => return Err(format!("KVM_RUN gave {other:?}, want EINTR")),
     }
     let empty = empty_loop(n);
-    let mut totals = Vec::new();
-    for _ in 0..REPEATS {
+    let batches = repeat(|| {
         let mut bad = 0u64;
         let t0 = rdtsc();
         for _ in 0..n {
             bad += u64::from(s.vcpu.run() != Err(Errno::EINTR));
         }
-        totals.push(rdtsc() - t0);
+        let t = rdtsc() - t0;
         if bad != 0 {
             return Err(format!("{bad} of {n} KVM_RUNs did not give EINTR"));
         }
-    }
-    Ok(Measured::new(n, empty, totals))
+        Ok(t)
+    })?;
+    Ok(Measured::new(n, empty, batches))
 }
 
 /// vCPU create and destroy: Linux destroys vCPUs only with their VM, so this is
@@ -384,48 +440,56 @@ fn vcpu_create_destroy(kvm: &Kvm, n: u64) -> Result<Measured, String> {
         drop(vm);
         Ok(rdtsc() - t0)
     };
-    cycle(n)?;
-    let mut without = Vec::new();
-    let mut with = Vec::new();
-    for _ in 0..REPEATS {
-        without.push(cycle(0)?);
-        with.push(cycle(n)?);
-    }
-    let base = without.iter().copied().min().unwrap_or(0);
-    Ok(Measured::new(n, base, with))
+    let without = repeat(|| cycle(0))?;
+    let with = repeat(|| cycle(n))?;
+    Ok(Measured::new(n, min_busy(&without), with))
 }
 
-/// Memslot add and delete: slot 1 (64 KiB) set and deleted `n` times in one VM.
+/// Memslot add and delete: slot 1 (64 KiB) set and deleted `n` times in a VM without vCPUs.
 fn memslot_add_delete(kvm: &Kvm, n: u64) -> Result<Measured, String> {
     let vm = kvm.create_vm(0).map_err(|e| na("CREATE_VM", e))?;
     let mem = GuestMem::new(RAM).map_err(|e| format!("mmap: {e}"))?;
-    vm.add_memory(1, 0, SLOT_GPA, &mem)
-        .map_err(|e| na("SET_USER_MEMORY_REGION add", e))?;
-    vm.delete_slot(1)
-        .map_err(|e| na("SET_USER_MEMORY_REGION delete", e))?;
+    let add = KvmUserspaceMemoryRegion {
+        slot: 1,
+        flags: 0,
+        guest_phys_addr: SLOT_GPA,
+        memory_size: RAM as u64,
+        userspace_addr: mem.addr(),
+    };
+    let del = KvmUserspaceMemoryRegion {
+        slot: 1,
+        ..Default::default()
+    };
+    // SAFETY: the VM has no vCPU, so no guest ever accesses the slot's memory; `mem` is only
+    // accessed through raw pointers and outlives the VM's use of it (the slot is deleted
+    // after each add, and `vm` is dropped before `mem`).
+    let set = |r: &KvmUserspaceMemoryRegion| unsafe { vm.set_user_memory_region(r) };
+    set(&add).map_err(|e| na("SET_USER_MEMORY_REGION add", e))?;
+    set(&del).map_err(|e| na("SET_USER_MEMORY_REGION delete", e))?;
     let empty = empty_loop(n);
-    let mut totals = Vec::new();
-    for _ in 0..REPEATS {
+    let batches = repeat(|| {
         let mut bad = 0u64;
         let t0 = rdtsc();
         for _ in 0..n {
-            bad += u64::from(vm.add_memory(1, 0, SLOT_GPA, &mem).is_err());
-            bad += u64::from(vm.delete_slot(1).is_err());
+            bad += u64::from(set(&add).is_err());
+            bad += u64::from(set(&del).is_err());
         }
-        totals.push(rdtsc() - t0);
+        let t = rdtsc() - t0;
         if bad != 0 {
             return Err(format!("{bad} of {} memslot commands failed", 2 * n));
         }
-    }
-    Ok(Measured::new(n, empty, totals))
+        Ok(t)
+    })?;
+    drop(vm);
+    drop(mem);
+    Ok(Measured::new(n, empty, batches))
 }
 
 /// VM create and destroy: `KVM_CREATE_VM` and `close`.
 fn vm_create_destroy(kvm: &Kvm, n: u64) -> Result<Measured, String> {
     drop(kvm.create_vm(0).map_err(|e| na("CREATE_VM", e))?);
     let empty = empty_loop(n);
-    let mut totals = Vec::new();
-    for _ in 0..REPEATS {
+    let batches = repeat(|| {
         let mut bad = 0u64;
         let t0 = rdtsc();
         for _ in 0..n {
@@ -434,57 +498,75 @@ fn vm_create_destroy(kvm: &Kvm, n: u64) -> Result<Measured, String> {
                 Err(_) => bad += 1,
             }
         }
-        totals.push(rdtsc() - t0);
+        let t = rdtsc() - t0;
         if bad != 0 {
             return Err(format!("{bad} of {n} CREATE_VMs failed"));
         }
-    }
-    Ok(Measured::new(n, empty, totals))
+        Ok(t)
+    })?;
+    Ok(Measured::new(n, empty, batches))
 }
 
-/// The `/proc/meminfo` fields reported with the memory figures (kB).
-const MEMINFO: &[&str] = &[
-    "MemFree",
-    "Slab",
-    "SUnreclaim",
-    "KernelStack",
-    "PageTables",
-    "SecPageTables",
-    "VmallocUsed",
-    "Percpu",
+/// The cgroup's `memory.stat` fields reported with the memory figures (bytes); `kernel` (all
+/// kernel memory charged to the cgroup: slab, pages, vmalloc, percpu, stacks, page tables) is
+/// the table's figure.
+const MEMCG_STAT: &[&str] = &[
+    "kernel",
+    "slab",
+    "vmalloc",
+    "percpu",
+    "kernel_stack",
+    "pagetables",
+    "sec_pagetables",
 ];
 
-/// A snapshot of the kernel's memory accounting, in bytes: the cgroup's `memory.current`
-/// (if any), then [`MEMINFO`].
+/// How long to wait before reading the accounting: RCU-deferred frees finish, and memcg's
+/// periodic statistics flush (every 2 s) runs. Under `-icount sleep=off` the wait costs no
+/// wall-clock time.
+const SETTLE: Duration = Duration::from_millis(2500);
+
+/// A snapshot of the kernel's memory accounting in bytes: [`MEMCG_STAT`], then the cgroup's
+/// `memory.current`, then `/proc/meminfo`'s `MemFree` (-1 where unavailable).
 fn mem_snapshot(memcg: Option<&str>) -> Vec<i64> {
-    let mut out = Vec::new();
+    std::thread::sleep(SETTLE);
+    let read = |p: String| std::fs::read_to_string(p).unwrap_or_default();
+    let stat = memcg
+        .map(|d| read(format!("{d}/memory.stat")))
+        .unwrap_or_default();
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix([' ', ':']))
+            .and_then(|v| v.split_whitespace().next()?.parse::<i64>().ok())
+    };
+    let mut out: Vec<i64> = MEMCG_STAT
+        .iter()
+        .map(|f| field(&stat, f).unwrap_or(-1))
+        .collect();
     out.push(
         memcg
-            .and_then(|d| std::fs::read_to_string(format!("{d}/memory.current")).ok())
-            .and_then(|s| s.trim().parse().ok())
+            .and_then(|d| read(format!("{d}/memory.current")).trim().parse().ok())
             .unwrap_or(-1),
     );
-    let info = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    for f in MEMINFO {
-        let v = info
-            .lines()
-            .find_map(|l| l.strip_prefix(f)?.strip_prefix(':'))
-            .and_then(|v| v.split_whitespace().next()?.parse::<i64>().ok())
-            .map_or(-1, |kb| kb * 1024);
-        out.push(v);
-    }
+    let info = read("/proc/meminfo".into());
+    out.push(field(&info, "MemFree").map_or(-1, |kb| kb * 1024));
     out
 }
 
 /// Prints one `BENCHMEM` line: the per-object deltas of every accounting field.
 fn mem_line(label: &str, what: &str, count: usize, before: &[i64], after: &[i64]) {
-    let names = std::iter::once("memcg").chain(MEMINFO.iter().copied());
+    let names = MEMCG_STAT
+        .iter()
+        .copied()
+        .chain(["memory_current", "memfree"]);
     let fields: Vec<String> = names
         .zip(before.iter().zip(after))
-        .map(|(n, (b, a))| {
+        .map(|(n, (&b, &a))| {
+            if a < 0 || b < 0 {
+                return format!("{n}=-");
+            }
             // MemFree falls as memory is used: report it as use.
-            let d = if n == "MemFree" { b - a } else { a - b };
-            format!("{}={}", n.to_ascii_lowercase(), d / count as i64)
+            let d = if n == "memfree" { b - a } else { a - b };
+            format!("{n}={:.1}", d as f64 / count as f64)
         })
         .collect();
     println!(
@@ -598,13 +680,20 @@ fn main() -> ExitCode {
         for op in OPS {
             match (op.run)(&kvm, op.n * opts.scale) {
                 Ok(m) => {
-                    let totals: Vec<String> = m.totals.iter().map(u64::to_string).collect();
+                    let list = |f: fn(&Batch) -> u64| {
+                        m.batches
+                            .iter()
+                            .map(|b| f(b).to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    };
                     println!(
-                        "BENCH dev={label} op={} n={} empty={} totals={} per_op={:.2}",
+                        "BENCH dev={label} op={} n={} empty={} totals={} idle={} per_op={:.2}",
                         op.name,
                         m.n,
                         m.empty,
-                        totals.join(","),
+                        list(|b| b.total),
+                        list(|b| b.idle),
                         m.per_op
                     );
                 }
