@@ -45,6 +45,8 @@ const RAM: usize = 0x10000;
 const CODE: u64 = 0x1000;
 /// The MMIO target: DS base, a GPA without a memslot.
 const MMIO: u64 = 0x20000;
+/// Offset from CS base of the CPUID guest's loop count (u32).
+const COUNT: u64 = 0x100;
 /// The port the guest writes.
 const PORT: u8 = 0x10;
 /// GPA of the slot the memslot benchmark adds and deletes (slot 1, 64 KiB).
@@ -225,7 +227,8 @@ fn na(what: &str, e: Errno) -> String {
 /// exits in EDI, so the count can be checked after the timed loop.
 #[derive(Clone, Copy, PartialEq)]
 enum Guest {
-    /// `cpuid` ESI times (in the kernel), then `out` (to user space).
+    /// `cpuid` as many times as the u32 at `CS:COUNT` says (in the kernel), then
+    /// `inc edi; out` (to user space).
     Cpuid,
     /// `inc edi; out 0x10, al; jmp back`.
     Pio,
@@ -239,10 +242,31 @@ impl Guest {
     /// The machine code.
     fn code(self) -> Vec<u8> {
         match self {
-            // 0: xor eax, eax; 3: cpuid; 5: dec esi; 7: jnz 0; 9: inc edi; 11: out 0x10, al;
-            // 13: hlt (never reached: user space resets RIP).
+            // 0: mov esi, cs:[COUNT]; 6: xor eax, eax; 9: cpuid; 11: dec esi; 13: jnz 6;
+            // 15: inc edi; 17: out 0x10, al; 19: jmp 0. User space sets the count in guest
+            // memory, not with KVM_SET_REGS, so consecutive runs need no register writes.
             Guest::Cpuid => vec![
-                0x66, 0x31, 0xc0, 0x0f, 0xa2, 0x66, 0x4e, 0x75, 0xf7, 0x66, 0x47, 0xe6, PORT, 0xf4,
+                0x2e,
+                0x66,
+                0x8b,
+                0x36,
+                COUNT as u8,
+                (COUNT >> 8) as u8,
+                0x66,
+                0x31,
+                0xc0,
+                0x0f,
+                0xa2,
+                0x66,
+                0x4e,
+                0x75,
+                0xf7,
+                0x66,
+                0x47,
+                0xe6,
+                PORT,
+                0xeb,
+                0xeb,
             ],
             // 0: inc edi; 2: out 0x10, al; 4: jmp 0.
             Guest::Pio => vec![0x66, 0x47, 0xe6, PORT, 0xeb, 0xfa],
@@ -268,6 +292,7 @@ struct Setup {
     _vm: Vm,
     vcpu: Vcpu,
     run: RunMap,
+    mem: GuestMem,
 }
 
 impl Setup {
@@ -292,7 +317,12 @@ impl Setup {
         s.ds.selector = (MMIO >> 4) as u16;
         s.ds.base = MMIO;
         vcpu.set_sregs(&s).map_err(|e| na("SET_SREGS", e))?;
-        let setup = Setup { _vm: vm, vcpu, run };
+        let setup = Setup {
+            _vm: vm,
+            vcpu,
+            run,
+            mem,
+        };
         setup.set_regs(0, 0)?;
         Ok(setup)
     }
@@ -345,7 +375,7 @@ impl Setup {
         r.map_err(|e| na("KVM_RUN", e))?;
         let got = self.run.exit_reason();
         if got != want {
-            return Err(format!("exit reason {got}, want {want}"));
+            return Err(format!("exit {got}, want {want}"));
         }
         Ok(())
     }
@@ -354,22 +384,27 @@ impl Setup {
 /// The in-kernel CPUID exit: one `KVM_RUN` of a guest that runs `cpuid` `n` and `2n` times.
 fn cpuid_exit(kvm: &Kvm, n: u64) -> Result<Measured, String> {
     let s = Setup::new(kvm, Guest::Cpuid)?;
-    let batch = |count: u64| -> Result<u64, String> {
-        s.set_regs(count, 0)?;
+    // Validation under the watchdog.
+    s.mem.write(CODE + COUNT, &(n as u32).to_le_bytes());
+    s.run_checked(KVM_EXIT_IO)?;
+    let mut runs = 1u64;
+    let mut batch = |count: u64| -> Result<u64, String> {
+        s.mem.write(CODE + COUNT, &(count as u32).to_le_bytes());
         let t0 = rdtsc();
         let r = s.vcpu.run();
         let t = rdtsc() - t0;
         r.map_err(|e| na("KVM_RUN", e))?;
-        if s.run.exit_reason() != KVM_EXIT_IO || s.edi()? != 1 {
-            return Err(format!("unexpected exit {}", s.run.exit_reason()));
+        runs += 1;
+        let (reason, edi) = (s.run.exit_reason(), s.edi()?);
+        if reason != KVM_EXIT_IO || edi != runs {
+            return Err(format!(
+                "exit {reason} after {edi} loops (want 2 and {runs})"
+            ));
         }
         Ok(t)
     };
-    // Validation under the watchdog.
-    s.set_regs(n, 0)?;
-    s.run_checked(KVM_EXIT_IO)?;
-    let once = repeat(|| batch(n))?;
-    let twice = repeat(|| batch(2 * n))?;
+    let once = repeat(&mut || batch(n))?;
+    let twice = repeat(&mut || batch(2 * n))?;
     Ok(Measured::new(n, min_busy(&once), twice))
 }
 
