@@ -739,3 +739,32 @@ fn main() -> ExitCode {
     }
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_op_subtracts_idle_time_and_the_empty_loop() {
+        let b = |total, idle| Batch { total, idle };
+        // The second batch is smallest once its idle time is removed.
+        let m = Measured::new(10, 100, vec![b(1_200, 0), b(5_000, 3_950), b(1_300, 0)]);
+        assert_eq!(min_busy(&m.batches), 1_050);
+        assert_eq!(m.per_op, 95.0);
+    }
+
+    #[test]
+    fn guest_loops_jump_back_to_their_start() {
+        // Each program ends in a short `jmp` (EB rel8) back to offset 0.
+        for g in [Guest::Cpuid, Guest::Pio, Guest::Mmio, Guest::Hlt] {
+            let c = g.code();
+            let n = c.len();
+            assert_eq!(c[n - 2], 0xeb);
+            assert_eq!(n as i64 + i64::from(c[n - 1] as i8), 0);
+        }
+        // The CPUID loop's `jnz` (75 rel8, ending at 15) goes back to the `xor` at 6.
+        let c = Guest::Cpuid.code();
+        assert_eq!((c[13], 15 + i64::from(c[14] as i8)), (0x75, 6));
+        assert_eq!(u64::from(c[4]) | u64::from(c[5]) << 8, COUNT);
+    }
+}
