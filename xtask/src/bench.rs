@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 const USAGE: &str = "\
 usage: cargo xtask bench [--boots N] [--timeout SECS] [--scale S] [--quick-host] [--no-host]
   --boots N       deterministic boots to run and compare (default 2)
-  --timeout SECS  wall-clock limit per boot (default 600)
+  --timeout SECS  wall-clock limit per boot (default 300; a boot takes about 15 s)
   --scale S       multiply every guest batch size by S (default 1)
   --quick-host    shorter host benchmark samples
   --no-host       skip the host benchmarks (memslot lookup, dispatcher)";
@@ -131,7 +131,7 @@ impl Opts {
     fn parse(args: &[String]) -> Result<Opts> {
         let mut o = Opts {
             boots: 2,
-            timeout: Duration::from_secs(600),
+            timeout: Duration::from_secs(300),
             scale: 1,
             quick_host: false,
             host: true,
@@ -207,8 +207,12 @@ pub fn run(args: &[String]) -> Result {
     };
     write("table.txt", &table)?;
     write("raw.json", &report.json(&kernel, &boots, host.as_deref()))?;
-    if let Some(svg) = host.as_deref().and_then(scaling_svg) {
-        write("scaling.svg", &svg)?;
+    match host.as_deref().and_then(scaling_svg) {
+        Some(svg) => write("scaling.svg", &svg)?,
+        // Not a stale figure from an earlier run.
+        None => {
+            let _ = fs::remove_file(out.join("scaling.svg"));
+        }
     }
     eprintln!(
         "bench: wrote {}/{{table.txt,raw.json,scaling.svg}}; total {:.1} s",
