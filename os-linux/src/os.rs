@@ -208,9 +208,26 @@ impl Page for KPage {
         if off.checked_add(buf.len()).is_none_or(|end| end > PAGE_SIZE) {
             return false;
         }
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: `off + i < PAGE_SIZE`, inside the owned page; volatile because user space
-            // may write the page through its own mapping at any time.
+        // Whole 8-byte words from an 8-aligned page offset, then single bytes: a byte loop
+        // costs about eight times the instructions for a VMCB-sized copy.
+        let words = if off % 8 == 0 { buf.len() / 8 } else { 0 };
+        let (head, tail) = buf.split_at_mut(words * 8);
+        for (i, w) in head.chunks_exact_mut(8).enumerate() {
+            // SAFETY: `off + 8 * i + 8 <= PAGE_SIZE` and `off` is 8-aligned, so this is an
+            // aligned word inside the owned page; volatile because user space may write the
+            // page through its own mapping at any time.
+            let v = unsafe {
+                self.va
+                    .as_ptr()
+                    .add(off + 8 * i)
+                    .cast::<u64>()
+                    .read_volatile()
+            };
+            w.copy_from_slice(&v.to_ne_bytes());
+        }
+        let off = off + head.len();
+        for (i, b) in tail.iter_mut().enumerate() {
+            // SAFETY: `off + i < PAGE_SIZE`, inside the owned page; volatile as above.
             *b = unsafe { self.va.as_ptr().add(off + i).read_volatile() };
         }
         true
@@ -220,7 +237,22 @@ impl Page for KPage {
         if off.checked_add(buf.len()).is_none_or(|end| end > PAGE_SIZE) {
             return false;
         }
-        for (i, b) in buf.iter().enumerate() {
+        let words = if off % 8 == 0 { buf.len() / 8 } else { 0 };
+        let (head, tail) = buf.split_at(words * 8);
+        for (i, w) in head.chunks_exact(8).enumerate() {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            // SAFETY: as in `read`: an aligned word inside the owned page.
+            unsafe {
+                self.va
+                    .as_ptr()
+                    .add(off + 8 * i)
+                    .cast::<u64>()
+                    .write_volatile(u64::from_ne_bytes(b))
+            };
+        }
+        let off = off + head.len();
+        for (i, b) in tail.iter().enumerate() {
             // SAFETY: as in `read`.
             unsafe { self.va.as_ptr().add(off + i).write_volatile(*b) };
         }

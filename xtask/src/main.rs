@@ -10,9 +10,12 @@
 //!   failures against the host module's documented differences.
 //! - `vmtest`: boots Debian's 6.12 kernel under QEMU/TCG with an AMD SVM CPU, loads kvm_amd
 //!   and runs the suite against it (the reference).
+//! - `bench`: instructions per KVM operation, kvmport against kvm_amd in one deterministic
+//!   VM, plus host benchmarks of the core (see docs/bench.md).
 //! - `test`: the README's test command: format and lint checks, the host tests (including the
 //!   ABI layout check), `build-targets`, `hostsuite` and `vmtest --kvmport --smp 2 --fuzz 60`.
 
+mod bench;
 mod cpio;
 mod linux_module;
 mod suite;
@@ -61,11 +64,12 @@ fn main() -> ExitCode {
         Some("build-targets") => build_targets(),
         Some("test") => test(),
         Some("vmtest") => vmtest::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
         Some("hostsuite") => suite::host_suite(),
         Some("linux-module") => linux_module::run_cmd(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|vmtest [--help]>"
+                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|vmtest [--help]|bench [--help]>"
             );
             return ExitCode::from(2);
         }

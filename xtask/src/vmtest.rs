@@ -86,7 +86,7 @@ const GUEST_RUNS: &[&GuestRun] = &[&REFERENCE_RUN];
 const KERNEL_MODULES: &[&str] = &["irqbypass", "kvm", "ccp", "kvm-amd"];
 
 /// The Rust target the suite is built for: static, so the initramfs needs no libc.
-const SUITE_TARGET: &str = "x86_64-unknown-linux-musl";
+pub(crate) const SUITE_TARGET: &str = "x86_64-unknown-linux-musl";
 
 /// The kernel series the guest runs.
 const KERNEL_SERIES: &str = "6.12";
@@ -327,7 +327,7 @@ pub fn run(args: &[String]) -> Result {
 /// Takes an exclusive lock on `dir/lock` (waiting for it if another `vmtest` holds it), so
 /// that concurrent runs do not share the kernel cache, the initramfs or a log name. The lock
 /// lasts as long as the returned file is open.
-fn lock_dir(dir: &Path) -> Result<fs::File> {
+pub(crate) fn lock_dir(dir: &Path) -> Result<fs::File> {
     let path = dir.join("lock");
     let f = fs::File::create(&path).map_err(io_err(&path))?;
     if f.try_lock().is_err() {
@@ -341,7 +341,7 @@ fn lock_dir(dir: &Path) -> Result<fs::File> {
 }
 
 /// Runs [`step`] for a function that produces a value.
-fn step_val<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+pub(crate) fn step_val<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
     let mut out = None;
     step(name, || {
         out = Some(f()?);
@@ -351,7 +351,7 @@ fn step_val<T>(name: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
 }
 
 /// Formats an I/O error with the path it concerns.
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
     move |e| format!("{}: {e}", path.display())
 }
 
@@ -360,7 +360,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> String + '_ {
 
 /// Installs QEMU (from backports when the release's own is too old), busybox-static and
 /// xz-utils when missing, adding the backports source first if needed.
-fn host_packages() -> Result {
+pub(crate) fn host_packages() -> Result {
     let codename = os_codename();
     let backports = format!("{codename}-backports");
     let qemu = qemu_major();
@@ -538,13 +538,13 @@ fn apt_lists_have(suite: &str) -> bool {
 
 /// The guest kernel and its modules, ready to boot.
 #[derive(Debug)]
-struct Kernel {
+pub(crate) struct Kernel {
     /// `uname -r`, e.g. `6.12.115+deb12-amd64`.
-    kver: String,
+    pub(crate) kver: String,
     /// The kernel image.
-    vmlinuz: PathBuf,
+    pub(crate) vmlinuz: PathBuf,
     /// Directory of decompressed `<name>.ko` files.
-    mods: PathBuf,
+    pub(crate) mods: PathBuf,
 }
 
 /// The `uname -r` of the newest 6.12 kernel apt offers (e.g. `6.12.117+deb12-amd64`).
@@ -557,7 +557,7 @@ pub(crate) fn newest_kver() -> Result<String> {
 }
 
 /// Chooses the newest `linux-image-6.12.*-amd64-unsigned`, downloads and unpacks it (cached).
-fn guest_kernel(dir: &Path, keep: bool) -> Result<Kernel> {
+pub(crate) fn guest_kernel(dir: &Path, keep: bool) -> Result<Kernel> {
     let pkg = match newest_kernel_package() {
         Ok(p) => p,
         Err(e) => {
@@ -777,7 +777,7 @@ fn fuzzer_binary() -> Result<PathBuf> {
 }
 
 /// Adds a rustup target when it is missing (no-op without rustup).
-fn ensure_rust_target(target: &str) -> Result {
+pub(crate) fn ensure_rust_target(target: &str) -> Result {
     let Ok(installed) = output(Command::new("rustup").args(["target", "list", "--installed"]))
     else {
         return Ok(());
@@ -789,7 +789,7 @@ fn ensure_rust_target(target: &str) -> Result {
 }
 
 /// Whether a 64-bit little-endian ELF file has no `PT_INTERP` program header.
-fn is_static_elf(b: &[u8]) -> Result<bool> {
+pub(crate) fn is_static_elf(b: &[u8]) -> Result<bool> {
     const PT_INTERP: u32 = 3;
     if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
         return Err("not a 64-bit little-endian ELF file".into());
@@ -843,7 +843,7 @@ fn runs_file(runs: &[&GuestRun]) -> String {
 
 /// The modules that go into the initramfs's `/mods`: (name without `.ko`, host path). Our own
 /// module joins this list when a run uses it.
-fn guest_modules(kernel: &Kernel) -> Vec<(String, PathBuf)> {
+pub(crate) fn guest_modules(kernel: &Kernel) -> Vec<(String, PathBuf)> {
     KERNEL_MODULES
         .iter()
         .map(|m| (m.to_string(), kernel.mods.join(format!("{m}.ko"))))
@@ -1123,7 +1123,7 @@ impl Judge {
 }
 
 /// Removes terminal escape sequences (the console reset `ESC c`, `ESC [ ... m` and the like).
-fn strip_escapes(s: &str) -> String {
+pub(crate) fn strip_escapes(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -1500,7 +1500,7 @@ fn compare_runs(
 }
 
 /// The current UTC time as `YYYYmmdd-HHMMSS`.
-fn utc_stamp() -> String {
+pub(crate) fn utc_stamp() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
