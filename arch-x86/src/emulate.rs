@@ -1022,6 +1022,11 @@ pub fn string_io(insn: &Insn, regs: &KvmRegs) -> Result<StringIo, EmuError> {
 }
 
 impl StringIo {
+    /// The decoded instruction.
+    pub fn insn(&self) -> &Insn {
+        &self.insn
+    }
+
     /// Linear address of the first element.
     pub fn linear(&self, cpu: &CpuCtx) -> u64 {
         walk::linear(

@@ -39,7 +39,8 @@ use zerocopy::FromZeros;
 
 use crate::cpuid::{Features, Leaf};
 use crate::cpuid_table::{self, cr4};
-use crate::emulate::{self, CpuCtx, MmioPlan};
+use crate::decode::{self, Seg};
+use crate::emulate::{self, CpuCtx, EmuError, MmioPlan};
 use crate::hw::{
     EFER_LMA, EFER_SVME, Hw, MSR_EFER, MSR_UCODE_REV, MSR_VM_CR, MSR_VM_HSAVE_PA, RealHw,
     VM_CR_SVMDIS, XsaveArea,
@@ -47,9 +48,9 @@ use crate::hw::{
 use crate::msr::{self, MsrHost};
 use crate::state::{SregsCommon, VcpuState, cr0, frozen_cpuid_matches, xsave};
 use crate::vmrun::{self, IoExit, Npt, VmcbImage, code, ctl, misc1, misc2};
-use crate::walk;
+use crate::walk::{self, GuestMem};
+use kvmport_core::abi::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON;
 use kvmport_core::abi::x86::KvmRegs as Regs;
-use kvmport_core::abi::{KVM_INTERNAL_ERROR_EMULATION, KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON};
 use kvmport_core::os::Lock;
 
 /// Most vCPUs per VM (kvm_amd's `KVM_MAX_VCPUS` in the reference configuration).
@@ -151,6 +152,9 @@ pub struct SvmVcpu<O: Os> {
     pending_io: Option<u8>,
     /// The MMIO access that went to user space, and how to finish its instruction.
     pending_mmio: Option<MmioPlan>,
+    /// An `INS` batch that went to user space: where its data goes, how many elements, and
+    /// the instruction's register side.
+    pending_ins: Option<(u64, u64, emulate::StringIo)>,
     /// An exit decided while completing the last access (the second access of a
     /// read-modify-write, or an emulation failure), returned before the guest runs again.
     queued_exit: Option<Exit>,
@@ -799,6 +803,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             img: VmcbImage::new(),
             iret_pending: false,
             pending_mmio: None,
+            pending_ins: None,
             queued_exit: None,
             pending_io: None,
         })
@@ -930,6 +935,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     /// complete for it.
     fn vcpu_complete(&self, ctx: &mut RunCtx<'_, O, Self>, done: Completion) -> KResult<()> {
         let input = match done {
+            Completion::Io { input: true, .. } if ctx.vcpu().pending_ins.is_some() => {
+                return self.complete_ins(ctx);
+            }
             Completion::Io { input, .. } => input,
             Completion::Mmio { data, .. } => {
                 self.complete_mmio(ctx, &data);
@@ -1263,9 +1271,7 @@ impl<H: Hw> Svm<H> {
                     return Ok(Some(unexpected));
                 };
                 if io.string {
-                    return Ok(Some(Exit::InternalError {
-                        suberror: KVM_INTERNAL_ERROR_EMULATION,
-                    }));
+                    return self.string_io_exit(ctx, io);
                 }
                 if !io.input {
                     let rax = ctx.vcpu().st.regs.rax.to_le_bytes();
@@ -1341,6 +1347,124 @@ impl<H: Hw> Svm<H> {
             }
             Err(f) => Exit::EmulationFailure(f.emulation_failure()),
         }
+    }
+
+    /// An `INS`/`OUTS` exit: decodes the instruction (the exit names neither its segment
+    /// nor, without decode assists, its length), translates the memory operand and moves one
+    /// batch of elements within a page through the PIO data page: `OUTS` data is copied
+    /// there now, `INS` data is stored by [`Svm::complete_ins`]. With `REP` and elements
+    /// left, RIP stays on the instruction, which exits again for the next batch.
+    fn string_io_exit<O: Os>(
+        &self,
+        ctx: &mut RunCtx<'_, O, Self>,
+        io: IoExit,
+    ) -> KResult<Option<Exit>> {
+        /// Bytes moved per exit (one stack buffer).
+        const BATCH: u64 = 256;
+        let st = &ctx.vcpu().st;
+        let (cpu, mut regs) = (CpuCtx::from_state(st), st.regs);
+        let mut mem = CtxMem { ctx: &*ctx };
+        let f = walk::fetch_insn(
+            &mut mem,
+            &cpu.paging,
+            cpu.mode,
+            cpu.base(Seg::Cs),
+            regs.rip,
+            cpu.cpl == 3,
+        );
+        // CAST: at most 15.
+        let flen = f.len as u8;
+        let fail = |error, bytes, len| {
+            Some(Exit::EmulationFailure(
+                emulate::Failure { error, bytes, len }.emulation_failure(),
+            ))
+        };
+        let insn = match decode::decode(f.bytes.get(..f.len).unwrap_or(&[]), cpu.mode) {
+            Ok(i) => i,
+            Err(e) => return Ok(fail(EmuError::Decode(e), f.bytes, flen)),
+        };
+        let sio = match emulate::string_io(&insn, &regs) {
+            Ok(s) if s.matches_exit(io.input, io.size, io.rep) => s,
+            Ok(_) => return Ok(fail(EmuError::Mismatch, insn.bytes, insn.len)),
+            Err(e) => return Ok(fail(e, insn.bytes, insn.len)),
+        };
+        if sio.count == 0 {
+            sio.advance(&mut regs, 0);
+            ctx.vcpu().st.regs = regs;
+            return Ok(None);
+        }
+        let size = u64::from(io.size);
+        let linear = sio.linear(&cpu);
+        // One element per OUTS exit, as KVM reports them (only INS batches); going down (DF
+        // set), one element per exit also keeps the data page in element order.
+        let n = if sio.backward || !sio.input {
+            1
+        } else {
+            sio.elems_in_page(linear, sio.count).min(BATCH / size)
+        };
+        let acc = walk::Access {
+            write: sio.input,
+            fetch: false,
+            user: cpu.cpl == 3,
+            ac: regs.rflags & (1 << 18) != 0,
+        };
+        let gpa = match walk::translate(&mut mem, &cpu.paging, linear, acc) {
+            Ok(g) => g,
+            Err(e) => return Ok(fail(EmuError::Fault(e), insn.bytes, insn.len)),
+        };
+        // CAST: n * size <= BATCH.
+        let bytes = (n * size) as usize;
+        if !sio.input {
+            let mut buf = [0u8; BATCH as usize];
+            let Some(chunk) = buf.get_mut(..bytes) else {
+                return Err(Errno::EINVAL);
+            };
+            if !mem.read_phys(gpa, chunk) {
+                return Ok(fail(EmuError::Unsupported, insn.bytes, insn.len));
+            }
+            if !ctx.pio_write(0, chunk) {
+                return Err(Errno::EFAULT);
+            }
+            sio.advance(&mut regs, n);
+            ctx.vcpu().st.regs = regs;
+        } else {
+            ctx.vcpu().pending_ins = Some((gpa, n, sio));
+        }
+        Ok(Some(Exit::Io {
+            port: io.port,
+            size: io.size,
+            out: !io.input,
+            // CAST: n <= BATCH.
+            count: n as u32,
+        }))
+    }
+
+    /// Stores the data of an `INS` batch user space supplied and updates the registers.
+    fn complete_ins<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>) -> KResult<()> {
+        let Some((gpa, n, sio)) = ctx.vcpu().pending_ins.take() else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 256];
+        // CAST: n * size <= 256 (string_io_exit).
+        let bytes = (n * u64::from(sio.size)) as usize;
+        let chunk = buf.get_mut(..bytes).ok_or(Errno::EINVAL)?;
+        if !ctx.pio_read(0, chunk) {
+            return Err(Errno::EFAULT);
+        }
+        if !(CtxMem { ctx: &*ctx }).write_phys(gpa, chunk) {
+            let insn = sio.insn();
+            let f = emulate::Failure {
+                error: EmuError::Unsupported,
+                bytes: insn.bytes,
+                len: insn.len,
+            };
+            ctx.vcpu().queued_exit = Some(Exit::EmulationFailure(f.emulation_failure()));
+            return Ok(());
+        }
+        let mut regs = ctx.vcpu().st.regs;
+        sio.advance(&mut regs, n);
+        ctx.vcpu().st.regs = regs;
+        Ok(())
     }
 
     /// Finishes the instruction of the MMIO access user space completed (`data` holds what
