@@ -967,6 +967,11 @@ struct Judge {
     done: Option<i32>,
     /// Kernel problem lines (deduplicated), with their serial line numbers.
     bad: Vec<(usize, String)>,
+    /// Problem lines that appeared while only the reference (kvm_amd) was loaded: findings
+    /// about upstream KVM, reported but not failing the run.
+    upstream_bad: Vec<(usize, String)>,
+    /// The run whose modules are loaded (from its `VMTEST-SLAB LABEL before-load` line).
+    phase: String,
     /// Failed module loads and unloads, skipped suites and the tool's messages about them.
     step_failures: Vec<String>,
     /// Lines seen.
@@ -1004,7 +1009,11 @@ impl Judge {
                 self.context.push(line.to_string());
             }
             if self.seen_bad.insert(line.to_string()) {
-                self.bad.push((self.lines, line.to_string()));
+                if self.phase == REFERENCE_RUN.label {
+                    self.upstream_bad.push((self.lines, line.to_string()));
+                } else {
+                    self.bad.push((self.lines, line.to_string()));
+                }
             }
             return Event::Bad(line.to_string());
         }
@@ -1015,6 +1024,13 @@ impl Judge {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or("");
         let label = words.next().unwrap_or("").to_string();
+        if first == "VMTEST-SLAB" {
+            self.phase = if words.next() == Some("before-load") {
+                label.clone()
+            } else {
+                String::new()
+            };
+        }
         match first {
             "VMTEST-INIT" => {
                 self.init = true;
@@ -1367,6 +1383,16 @@ impl Outcome {
                 eprintln!("  {n:5}: {l}");
             }
         }
+        if !j.upstream_bad.is_empty() {
+            eprintln!(
+                "note: upstream KVM (the reference) reported {} problem line(s) while only it \
+                 was loaded; a finding about kvm_amd, not gating:",
+                j.upstream_bad.len()
+            );
+            for (n, l) in &j.upstream_bad {
+                eprintln!("  {n:5}: {l}");
+            }
+        }
         let timing: Vec<String> = self
             .t_suites
             .iter()
@@ -1403,7 +1429,14 @@ impl Outcome {
                 }
             }
             if let (true, Some(reference)) = (e.compare, reference) {
-                let unexplained = compare_runs(reference, r, &plan.guest_cases, e.title);
+                let (unexplained, regressions) =
+                    compare_runs(reference, r, &plan.guest_cases, e.title);
+                if regressions > 0 {
+                    failures.push(format!(
+                        "{}: {regressions} case(s) the reference passes fail or are missing",
+                        e.title
+                    ));
+                }
                 if unexplained > 0 && !plan.strict {
                     println!(
                         "note: not gating: {unexplained} difference(s) in cases that run no guest \
@@ -1463,7 +1496,7 @@ fn compare_runs(
     run: &RunResult,
     guest: &HashSet<String>,
     title: &str,
-) -> usize {
+) -> (usize, usize) {
     use crate::suite::{Outcome as Case, Report};
     let want = Report::parse(&reference.cases.join("\n"));
     let got = Report::parse(&run.cases.join("\n"));
@@ -1476,11 +1509,16 @@ fn compare_runs(
     let mut names: Vec<&String> = want.cases.keys().chain(got.cases.keys()).collect();
     names.sort();
     names.dedup();
-    let (mut in_guest, mut unexplained) = (0, 0);
+    let (mut in_guest, mut unexplained, mut regressions) = (0, 0, 0);
     for name in names {
         let (w, g) = (want.cases.get(name), got.cases.get(name));
         if w == g {
             continue;
+        }
+        // With the world switch in, a case the reference passes must not fail, guest code or
+        // not; a skip (a capability reported absent) is a difference, gated by --strict.
+        if w == Some(&Case::Pass) && matches!(g, None | Some(Case::Fail(_))) {
+            regressions += 1;
         }
         let tag = if guest.contains(name) {
             in_guest += 1;
@@ -1496,7 +1534,7 @@ fn compare_runs(
          {in_guest} that run guest code",
         unexplained + in_guest
     );
-    unexplained
+    (unexplained, regressions)
 }
 
 /// The current UTC time as `YYYYmmdd-HHMMSS`.
@@ -1606,6 +1644,24 @@ mod tests {
         assert_eq!(j.bad.len(), 2, "{:?}", j.bad);
         assert!(f.iter().any(|s| s.contains("2 problem line")), "{f:?}");
         assert!(f.iter().any(|s| s.contains("1 case(s) failed")), "{f:?}");
+    }
+
+    #[test]
+    fn reference_problems_do_not_gate() {
+        let mut j = Judge::default();
+        for l in [
+            "VMTEST-INIT uptime=2.61",
+            "VMTEST-SLAB reference before-load Slab: 1 kB",
+            "[    6.1] WARNING: CPU: 1 PID: 9 at virt/kvm/pfncache.c:259 x [kvm]",
+            "VMTEST-SLAB reference after-unload Slab: 1 kB",
+            "VMTEST-SLAB kvmport before-load Slab: 1 kB",
+            "[    9.1] WARNING: CPU: 1 PID: 9 at kvmport/x.rs:1 y [kvmport]",
+        ] {
+            j.feed(l);
+        }
+        assert_eq!(j.upstream_bad.len(), 1, "{:?}", j.upstream_bad);
+        assert_eq!(j.bad.len(), 1, "{:?}", j.bad);
+        assert!(j.bad[0].1.contains("[kvmport]"));
     }
 
     #[test]
