@@ -534,7 +534,10 @@ unsafe extern "C" fn vcpu_close(fp: *mut kpi::file, _td: *mut kpi::thread) -> c_
 }
 
 /// `mmap(vcpu_fd)`: maps the vCPU's pages (`kvm_run`, PIO data, coalesced MMIO) through an
-/// OBJT_SG object over their physical addresses.
+/// OBJT_SG object over their physical addresses. The object is exactly as large as those
+/// pages; a mapping may extend beyond it, where an access faults with SIGBUS (`vm_fault`:
+/// a page index beyond the object's size is out of bounds), as on Linux.
+#[allow(clippy::too_many_arguments, reason = "the fo_mmap_t signature")]
 unsafe extern "C" fn vcpu_mmap(
     fp: *mut kpi::file,
     map: *mut kpi::vm_map,
@@ -546,35 +549,33 @@ unsafe extern "C" fn vcpu_mmap(
     foff: i64,
     td: *mut kpi::thread,
 ) -> c_int {
+    use kvmport_core::os::Page;
     const PAGE: usize = kvmport_core::os::PAGE_SIZE;
     // SAFETY: the file holds this reference until fo_close; the mmap syscall holds the file.
     let file = unsafe { KArc::<VcpuFile<P>>::borrow_raw(file_data(fp)) };
-    let Ok(off) = usize::try_from(foff) else {
+    let ok = usize::try_from(foff)
+        .ok()
+        .and_then(|off| off.checked_add(size))
+        .is_some_and(|_| size != 0 && foff as usize % PAGE == 0);
+    if !ok {
+        return kpi::EINVAL;
+    }
+    let pages = (0u64..)
+        .take_while(|&pg| file.vcpu().mmap_page(pg).is_some())
+        .count();
+    let Ok(nseg) = c_int::try_from(pages) else {
         return kpi::EINVAL;
     };
-    let end = match off.checked_add(size) {
-        Some(e) if size != 0 && off % PAGE == 0 => e.div_ceil(PAGE),
-        _ => return kpi::EINVAL,
-    };
-    // CAST: end pages fit an int once each of them exists (checked below).
-    let Ok(nseg) = c_int::try_from(end) else {
-        return kpi::EINVAL;
-    };
-    // SAFETY: a new sglist with room for `end` segments, or NULL.
+    // SAFETY: a new sglist with room for `pages` segments, or NULL.
     let sg = unsafe { kpi::sglist_alloc(nseg, kpi::M_NOWAIT) };
     if sg.is_null() {
         return kpi::ENOMEM;
     }
-    for pg in 0..end {
-        let Some(page) = file.vcpu().mmap_page(pg as u64) else {
-            // SAFETY: ours, not yet given away.
-            unsafe { kpi::sglist_free(sg) };
-            return kpi::EINVAL;
-        };
-        use kvmport_core::os::Page;
+    for pg in 0..pages {
+        let pa = file.vcpu().mmap_page(pg as u64).map_or(0, |p| p.pa());
         // SAFETY: appends one page-sized physical segment to our sglist.
-        if unsafe { kpi::sglist_append_phys(sg, page.pa(), PAGE) } != 0 {
-            // SAFETY: as above.
+        if pa == 0 || unsafe { kpi::sglist_append_phys(sg, pa, PAGE) } != 0 {
+            // SAFETY: ours, not yet given away.
             unsafe { kpi::sglist_free(sg) };
             return kpi::ENOMEM;
         }
@@ -584,8 +585,8 @@ unsafe extern "C" fn vcpu_mmap(
         let obj = kpi::vm_pager_allocate(
             kpi::OBJT_SG,
             sg.cast(),
-            // CAST: bounded by `end` pages above.
-            (end * PAGE) as i64,
+            // CAST: a handful of pages.
+            (pages * PAGE) as i64,
             prot,
             0,
             core::ptr::null_mut(),
@@ -598,8 +599,9 @@ unsafe extern "C" fn vcpu_mmap(
     }
     // SAFETY: maps our referenced object into the caller's map; on failure the reference
     // is ours to drop.
-    let r =
-        unsafe { kpi::vm_mmap_object(map, addr, size, prot, cap_maxprot, flags, obj, foff, 0, td) };
+    let r = unsafe {
+        kpi::vm_mmap_object(map, addr, size, prot, cap_maxprot, flags, obj, foff, 0, td)
+    };
     if r != 0 {
         // SAFETY: as above.
         unsafe { kpi::vm_object_deallocate(obj) };

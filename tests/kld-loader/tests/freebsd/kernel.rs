@@ -70,7 +70,8 @@ pub struct Kernel {
     locks: BTreeMap<u64, bool>,
     sglists: BTreeMap<u64, (usize, Vec<(u64, u64)>, usize)>,
     objects: BTreeMap<u64, (u64, u64, usize)>,
-    eventfds: BTreeMap<u64, i32>,
+    /// eventfd objects: (inode, host fd, references).
+    eventfds: BTreeMap<u64, (u64, i32, usize)>,
     held: BTreeMap<u64, u64>,
     mappings: BTreeMap<u64, Mapping>,
     /// Contract violations seen.
@@ -580,32 +581,63 @@ extern "C" fn fget(_td: u64, fd: i32, _rights: u64, out: u64) -> i32 {
     0
 }
 
+/// The identity of a host eventfd (its inode): one `struct eventfd` per eventfd, as the
+/// kernel's `f_data`.
+fn eventfd_ino(fd: i32) -> Option<u64> {
+    // SAFETY: fstat into a local.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    (unsafe { libc::fstat(fd, &mut st) } == 0).then_some(st.st_ino)
+}
+
 extern "C" fn eventfd_get(fp: u64) -> u64 {
     let fd = k(|k| match k.files.get(&fp) {
         Some(FileKind::Eventfd(fd)) => Some(*fd),
         _ => None,
     });
-    let Some(fd) = fd else { return 0 };
-    // SAFETY: duplicates our dup of the eventfd for the new reference.
-    let d = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
+    let Some(ino) = fd.and_then(eventfd_ino) else { return 0 };
+    let found = k(|k| {
+        let e = k.eventfds.iter_mut().find(|(_, e)| e.0 == ino)?;
+        e.1.2 += 1;
+        Some(*e.0)
+    });
+    if let Some(efd) = found {
+        return efd;
+    }
+    // SAFETY: duplicates our dup of the eventfd for the new object.
+    let d = unsafe { libc::fcntl(fd.unwrap_or(-1), libc::F_DUPFD_CLOEXEC, 100) };
     let efd = mem::kalloc(16, "eventfd");
-    k(|k| k.eventfds.insert(efd, d));
+    k(|k| k.eventfds.insert(efd, (ino, d, 1)));
     efd
 }
 
 extern "C" fn eventfd_put(efd: u64) {
-    match k(|k| k.eventfds.remove(&efd)) {
-        Some(fd) => {
+    let gone = k(|k| match k.eventfds.get_mut(&efd) {
+        Some(e) => {
+            e.2 -= 1;
+            if e.2 == 0 {
+                let fd = e.1;
+                k.eventfds.remove(&efd);
+                Some(Some(fd))
+            } else {
+                Some(None)
+            }
+        }
+        None => None,
+    });
+    match gone {
+        Some(Some(fd)) => {
             // SAFETY: our descriptor.
             unsafe { libc::close(fd) };
             mem::kfree(efd);
         }
+        Some(None) => {}
         None => problem("eventfd_put of an unknown eventfd".into()),
     }
 }
 
 extern "C" fn eventfd_signal(efd: u64) {
-    if let Some(fd) = k(|k| k.eventfds.get(&efd).copied()) {
+    if let Some(fd) = k(|k| k.eventfds.get(&efd).map(|e| e.1)) {
         let one = 1u64;
         // SAFETY: writes 8 bytes to our eventfd.
         unsafe { libc::write(fd, (&raw const one).cast(), 8) };
@@ -873,11 +905,14 @@ extern "C" fn vm_mmap_object(
     };
     let segs = k(|k| k.sglists.get(&sg).map(|e| e.1.clone())).unwrap_or_default();
     let len = (size as u64).div_ceil(4096) * 4096;
+    // Each page: the pool page behind its physical address, or, beyond the object, a page
+    // of an empty file, where an access raises SIGBUS (vm_fault: out of bounds).
     let mut pas = Vec::new();
     for i in 0..len / 4096 {
         let pgoff = foff as u64 / 4096 + i;
         if (pgoff + 1) * 4096 > osize {
-            return 22;
+            pas.push((empty_file(), 0));
+            continue;
         }
         // Page `pgoff` of the object is the page at that offset into the list.
         let mut at = pgoff * 4096;
@@ -927,6 +962,13 @@ extern "C" fn vm_mmap_object(
         k(|k| k.mappings.insert(base as u64, Mapping { len, obj }));
     }
     0
+}
+
+/// An empty file: its pages fault with SIGBUS.
+fn empty_file() -> i32 {
+    static FD: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    // SAFETY: a new, empty memfd kept for the process's lifetime.
+    *FD.get_or_init(|| unsafe { libc::memfd_create(c"kvmport-harness-beyond".as_ptr(), libc::MFD_CLOEXEC) })
 }
 
 /// munmap of a mapping made through vm_mmap_object: releases its object reference.

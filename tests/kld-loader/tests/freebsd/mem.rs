@@ -16,7 +16,7 @@ pub const ARENA_BASE: u64 = 0x2000_0000;
 const ARENA_SIZE: u64 = 0x2000_0000;
 /// The page pool (kmem_malloc), a shared memfd so user mappings can alias its pages.
 pub const POOL_BASE: u64 = 0x4000_0000;
-const POOL_PAGES: u64 = 8192;
+const POOL_PAGES: u64 = 65536;
 /// The fake physical address of the pool's first page.
 pub const PA_BASE: u64 = 0x1_0000_0000;
 /// The user range.
