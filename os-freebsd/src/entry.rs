@@ -599,9 +599,8 @@ unsafe extern "C" fn vcpu_mmap(
     }
     // SAFETY: maps our referenced object into the caller's map; on failure the reference
     // is ours to drop.
-    let r = unsafe {
-        kpi::vm_mmap_object(map, addr, size, prot, cap_maxprot, flags, obj, foff, 0, td)
-    };
+    let r =
+        unsafe { kpi::vm_mmap_object(map, addr, size, prot, cap_maxprot, flags, obj, foff, 0, td) };
     if r != 0 {
         // SAFETY: as above.
         unsafe { kpi::vm_object_deallocate(obj) };

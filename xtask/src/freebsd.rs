@@ -169,8 +169,7 @@ fn harness(ko: &std::path::Path) -> Result {
             print!("{text}");
             line = text
                 .lines()
-                .filter(|l| l.starts_with("freebsd harness: "))
-                .next_back()
+                .rfind(|l| l.starts_with("freebsd harness: "))
                 .unwrap_or_default()
                 .to_string();
             if !out.status.success() {

@@ -261,19 +261,21 @@ fn test() -> Result {
         run_tests(&mut cmd, &mut host)
     })?;
     build_targets()?;
-    step("cargo clippy (os-linux on the kernel target)", || {
-        run(cargo().args([
-            "clippy",
-            "--quiet",
-            "-p",
-            "kvmport-os-linux",
-            "--target",
-            "x86_64-unknown-none",
-            "--",
-            "-D",
-            "warnings",
-        ]))
-    })?;
+    for krate in ["kvmport-os-linux", "kvmport-os-freebsd"] {
+        step(&format!("cargo clippy ({krate} on the kernel target)"), || {
+            run(cargo().args([
+                "clippy",
+                "--quiet",
+                "-p",
+                krate,
+                "--target",
+                "x86_64-unknown-none",
+                "--",
+                "-D",
+                "warnings",
+            ]))
+        })?;
+    }
     freebsd::run_cmd(&[])?;
     suite::host_suite()?;
     let vm_args = ["--kvmport", "--smp", "2", "--fuzz", "60"];

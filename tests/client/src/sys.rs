@@ -117,7 +117,16 @@ pub unsafe fn mmap(fd: RawFd, len: usize, prot: i32, flags: i32, off: i64) -> io
         return unsafe { t.mmap(fd, len, prot, flags, off) };
     }
     // SAFETY: forwarded to the caller.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, flags, fd, off as libc::off_t) };
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            flags,
+            fd,
+            off as libc::off_t,
+        )
+    };
     if p == libc::MAP_FAILED {
         Err(io::Error::last_os_error())
     } else {

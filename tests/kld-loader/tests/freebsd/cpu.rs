@@ -57,7 +57,9 @@ pub fn switch_to(cpu: usize, td: u64) {
     unsafe { (p as *mut u64).write(td) };
     CUR_CPU.store(cpu, Ordering::Relaxed);
     // SAFETY: sets this thread's GS base; nothing in the harness or std uses %gs.
-    let r = unsafe { libc::syscall(libc::SYS_arch_prctl, 0x1001 /* ARCH_SET_GS */, p) };
+    let r = unsafe {
+        libc::syscall(libc::SYS_arch_prctl, 0x1001 /* ARCH_SET_GS */, p)
+    };
     assert_eq!(r, 0, "arch_prctl(ARCH_SET_GS)");
 }
 
@@ -108,7 +110,10 @@ extern "C" fn on_trap(sig: i32, _info: *mut libc::siginfo_t, ctx: *mut libc::c_v
     let uc = unsafe { &mut *ctx.cast::<libc::ucontext_t>() };
     let g = &mut uc.uc_mcontext.gregs;
     let rip = g[REG_RIP] as u64;
-    let (lo, hi) = (TEXT.0.load(Ordering::Relaxed), TEXT.1.load(Ordering::Relaxed));
+    let (lo, hi) = (
+        TEXT.0.load(Ordering::Relaxed),
+        TEXT.1.load(Ordering::Relaxed),
+    );
     if rip >= lo && rip + 2 <= hi {
         // SAFETY: rip is inside the module's mapped text.
         let op = unsafe { [(rip as *const u8).read(), ((rip + 1) as *const u8).read()] };
@@ -178,7 +183,9 @@ pub fn cpuid_sites(ko: &std::path::Path) -> Result<Vec<u64>, String> {
     let text = String::from_utf8_lossy(&out.stdout);
     let mut v = Vec::new();
     for l in text.lines() {
-        let Some((addr, insn)) = l.split_once(':') else { continue };
+        let Some((addr, insn)) = l.split_once(':') else {
+            continue;
+        };
         if insn.trim() == "cpuid" {
             if let Ok(a) = u64::from_str_radix(addr.trim(), 16) {
                 v.push(a);

@@ -30,7 +30,10 @@ pub const TD_RETVAL_OFFSET: u64 = 0x4a8;
 #[derive(Debug, Clone)]
 pub enum FileKind {
     /// An open of a device (devfs): the cdev and its cdevpriv (data, destructor).
-    Cdev { cdev: u64, priv_: Option<(u64, u64)> },
+    Cdev {
+        cdev: u64,
+        priv_: Option<(u64, u64)>,
+    },
     /// Made by the module with falloc_noinstall + finit.
     Module,
     /// A host eventfd (a dup of it).
@@ -46,6 +49,14 @@ pub struct Dev {
     pub cdev: u64,
     /// Its `struct cdevsw`.
     pub devsw: u64,
+}
+
+/// An sglist: capacity, (physical address, length) segments, references.
+#[derive(Debug, Clone, Default)]
+struct SgList {
+    max: usize,
+    segs: Vec<(u64, u64)>,
+    refs: usize,
 }
 
 /// A mapping made by vm_mmap_object.
@@ -68,7 +79,7 @@ pub struct Kernel {
     /// This process's descriptor table (host fd -> file).
     pub fdtab: BTreeMap<i32, u64>,
     locks: BTreeMap<u64, bool>,
-    sglists: BTreeMap<u64, (usize, Vec<(u64, u64)>, usize)>,
+    sglists: BTreeMap<u64, SgList>,
     objects: BTreeMap<u64, (u64, u64, usize)>,
     /// eventfd objects: (inode, host fd, references).
     eventfds: BTreeMap<u64, (u64, i32, usize)>,
@@ -164,7 +175,9 @@ impl Drop for Entry {
     fn drop(&mut self) {
         let c = cpu::CRIT.swap(0, Ordering::Relaxed);
         if c != 0 {
-            problem(format!("returned to user space inside {c} critical section(s)"));
+            problem(format!(
+                "returned to user space inside {c} critical section(s)"
+            ));
         }
     }
 }
@@ -266,8 +279,12 @@ extern "C" fn malloc_init(ty: u64) {
 extern "C" fn malloc_uninit(ty: u64) {
     k(|k| match k.types.remove(&ty) {
         Some(0) => {}
-        Some(n) => k.problems.push(format!("malloc_uninit: {n} allocations leaked")),
-        None => k.problems.push("malloc_uninit of an unregistered type".into()),
+        Some(n) => k
+            .problems
+            .push(format!("malloc_uninit: {n} allocations leaked")),
+        None => k
+            .problems
+            .push("malloc_uninit of an unregistered type".into()),
     });
 }
 
@@ -317,7 +334,9 @@ extern "C" fn kmem_malloc(size: usize, _flags: i32) -> u64 {
 
 extern "C" fn kmem_free(va: u64, size: usize) {
     if !mem::page_free(va, (size as u64).div_ceil(4096)) {
-        problem(format!("kmem_free({va:#x}, {size}) does not match an allocation"));
+        problem(format!(
+            "kmem_free({va:#x}, {size}) does not match an allocation"
+        ));
     }
 }
 
@@ -346,7 +365,12 @@ extern "C" fn make_dev_args_init_impl(args: u64, sz: usize) {
 
 extern "C" fn make_dev_s(args: u64, out: u64, fmt: u64, a: u64, b: u64, c: u64) -> i32 {
     // SAFETY: the module's make_dev_args (64 bytes): mda_size @0, mda_devsw @16.
-    let (size, devsw) = unsafe { ((args as *const u64).read(), ((args + 16) as *const u64).read()) };
+    let (size, devsw) = unsafe {
+        (
+            (args as *const u64).read(),
+            ((args + 16) as *const u64).read(),
+        )
+    };
     if size != 64 || devsw == 0 {
         return 22;
     }
@@ -380,7 +404,11 @@ extern "C" fn make_dev_s(args: u64, out: u64, fmt: u64, a: u64, b: u64, c: u64) 
 
 extern "C" fn destroy_dev(cdev: u64) {
     let open = k(|k| {
-        let name = k.devs.iter().find(|(_, d)| d.cdev == cdev).map(|(n, _)| n.clone());
+        let name = k
+            .devs
+            .iter()
+            .find(|(_, d)| d.cdev == cdev)
+            .map(|(n, _)| n.clone());
         match name {
             Some(n) => {
                 k.devs.remove(&n);
@@ -595,7 +623,9 @@ extern "C" fn eventfd_get(fp: u64) -> u64 {
         Some(FileKind::Eventfd(fd)) => Some(*fd),
         _ => None,
     });
-    let Some(ino) = fd.and_then(eventfd_ino) else { return 0 };
+    let Some(ino) = fd.and_then(eventfd_ino) else {
+        return 0;
+    };
     let found = k(|k| {
         let e = k.eventfds.iter_mut().find(|(_, e)| e.0 == ino)?;
         e.1.2 += 1;
@@ -657,7 +687,9 @@ fn lock_destroy(addr: u64, what: &str) {
     k(|k| match k.locks.remove(&addr) {
         Some(false) => {}
         Some(true) => k.problems.push(format!("{what}: destroyed while held")),
-        None => k.problems.push(format!("{what}: destroy of an unknown lock")),
+        None => k
+            .problems
+            .push(format!("{what}: destroy of an unknown lock")),
     });
 }
 fn lock_set(addr: u64, take: bool, what: &str) {
@@ -705,7 +737,15 @@ extern "C" fn mtx_unlock_spin(c: u64, _o: i32, _f: u64, _l: i32) {
     lock_set(c, false, "spin mtx");
     cpu::CRIT.fetch_sub(1, Ordering::Relaxed);
 }
-extern "C" fn _sleep(_chan: u64, _lock: u64, _pri: i32, _wmesg: u64, _sbt: i64, _pr: i64, _fl: i32) -> i32 {
+extern "C" fn _sleep(
+    _chan: u64,
+    _lock: u64,
+    _pri: i32,
+    _wmesg: u64,
+    _sbt: i64,
+    _pr: i64,
+    _fl: i32,
+) -> i32 {
     // One host thread: nobody could wake the sleeper, so it is interrupted (EINTR).
     4
 }
@@ -797,18 +837,28 @@ extern "C" fn nanouptime(ts: u64) {
 
 extern "C" fn sglist_alloc(nsegs: i32, _flags: i32) -> u64 {
     let sg = mem::kalloc(32, "sglist");
-    k(|k| k.sglists.insert(sg, (nsegs.max(0) as usize, Vec::new(), 1)));
+    k(|k| {
+        k.sglists.insert(
+            sg,
+            SgList {
+                max: nsegs.max(0) as usize,
+                segs: Vec::new(),
+                refs: 1,
+            },
+        )
+    });
     sg
 }
 extern "C" fn sglist_append_phys(sg: u64, pa: u64, len: usize) -> i32 {
     k(|k| match k.sglists.get_mut(&sg) {
-        Some((max, segs, _)) if segs.len() < *max => {
-            segs.push((pa, len as u64));
+        Some(l) if l.segs.len() < l.max => {
+            l.segs.push((pa, len as u64));
             0
         }
         Some(_) => 27, // EFBIG
         None => {
-            k.problems.push("sglist_append_phys on an unknown sglist".into());
+            k.problems
+                .push("sglist_append_phys on an unknown sglist".into());
             22
         }
     })
@@ -816,8 +866,8 @@ extern "C" fn sglist_append_phys(sg: u64, pa: u64, len: usize) -> i32 {
 fn sglist_rele(sg: u64) {
     let gone = k(|k| match k.sglists.get_mut(&sg) {
         Some(e) => {
-            e.2 -= 1;
-            if e.2 == 0 {
+            e.refs -= 1;
+            if e.refs == 0 {
                 k.sglists.remove(&sg);
                 true
             } else {
@@ -838,12 +888,25 @@ extern "C" fn sglist_free(sg: u64) {
 }
 
 const OBJT_SG: u8 = 6;
-extern "C" fn vm_pager_allocate(ty: u8, handle: u64, size: i64, _prot: u8, off: i64, _cred: u64) -> u64 {
+extern "C" fn vm_pager_allocate(
+    ty: u8,
+    handle: u64,
+    size: i64,
+    _prot: u8,
+    off: i64,
+    _cred: u64,
+) -> u64 {
     if ty != OBJT_SG {
-        problem(format!("vm_pager_allocate of type {ty} (only OBJT_SG is modelled)"));
+        problem(format!(
+            "vm_pager_allocate of type {ty} (only OBJT_SG is modelled)"
+        ));
         return 0;
     }
-    let total = k(|k| k.sglists.get(&handle).map(|(_, s, _)| s.iter().map(|x| x.1).sum::<u64>()));
+    let total = k(|k| {
+        k.sglists
+            .get(&handle)
+            .map(|l| l.segs.iter().map(|x| x.1).sum::<u64>())
+    });
     let Some(total) = total else {
         problem("vm_pager_allocate with an unknown sglist".into());
         return 0;
@@ -855,7 +918,7 @@ extern "C" fn vm_pager_allocate(ty: u8, handle: u64, size: i64, _prot: u8, off: 
     let obj = mem::kalloc(64, "vm_object");
     k(|k| {
         if let Some(e) = k.sglists.get_mut(&handle) {
-            e.2 += 1;
+            e.refs += 1;
         }
         k.objects.insert(obj, (handle, size as u64, 1));
     });
@@ -874,7 +937,8 @@ extern "C" fn vm_object_deallocate(obj: u64) {
             }
         }
         None => {
-            k.problems.push("vm_object_deallocate of an unknown object".into());
+            k.problems
+                .push("vm_object_deallocate of an unknown object".into());
             None
         }
     });
@@ -903,7 +967,7 @@ extern "C" fn vm_mmap_object(
         problem("vm_mmap_object of an unknown object".into());
         return 22;
     };
-    let segs = k(|k| k.sglists.get(&sg).map(|e| e.1.clone())).unwrap_or_default();
+    let segs = k(|k| k.sglists.get(&sg).map(|e| e.segs.clone())).unwrap_or_default();
     let len = (size as u64).div_ceil(4096) * 4096;
     // Each page: the pool page behind its physical address, or, beyond the object, a page
     // of an empty file, where an access raises SIGBUS (vm_fault: out of bounds).
@@ -952,7 +1016,14 @@ extern "C" fn vm_mmap_object(
         }
         for (i, (fd, off)) in pas.iter().enumerate() {
             let at = (base as u64 + i as u64 * 4096) as *mut libc::c_void;
-            let m = libc::mmap(at, 4096, p, libc::MAP_SHARED | libc::MAP_FIXED, *fd, *off as i64);
+            let m = libc::mmap(
+                at,
+                4096,
+                p,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                *fd,
+                *off as i64,
+            );
             if m == libc::MAP_FAILED {
                 libc::munmap(base, len as usize);
                 return 12;
@@ -968,7 +1039,9 @@ extern "C" fn vm_mmap_object(
 fn empty_file() -> i32 {
     static FD: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
     // SAFETY: a new, empty memfd kept for the process's lifetime.
-    *FD.get_or_init(|| unsafe { libc::memfd_create(c"kvmport-harness-beyond".as_ptr(), libc::MFD_CLOEXEC) })
+    *FD.get_or_init(|| unsafe {
+        libc::memfd_create(c"kvmport-harness-beyond".as_ptr(), libc::MFD_CLOEXEC)
+    })
 }
 
 /// munmap of a mapping made through vm_mmap_object: releases its object reference.
@@ -985,7 +1058,14 @@ pub fn unmap(addr: u64, len: usize) {
     }
 }
 
-extern "C" fn vm_fault_quick_hold_pages(map: u64, addr: u64, len: u64, _prot: u8, ma: u64, max: i32) -> i32 {
+extern "C" fn vm_fault_quick_hold_pages(
+    map: u64,
+    addr: u64,
+    len: u64,
+    _prot: u8,
+    ma: u64,
+    max: i32,
+) -> i32 {
     if map != curmap() || len != 4096 || max < 1 || !mem::user_range(addr, len) {
         return -1;
     }
@@ -1033,7 +1113,8 @@ extern "C" fn linux_ioctl_unregister_handler(h: u64) -> i32 {
             0
         }
         _ => {
-            k.problems.push("linux_ioctl_unregister_handler of an unknown handler".into());
+            k.problems
+                .push("linux_ioctl_unregister_handler of an unknown handler".into());
             22
         }
     })

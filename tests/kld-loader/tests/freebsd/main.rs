@@ -67,7 +67,11 @@ fn run_forked(case: &Case, ctx: &Ctx, baseline: &BTreeMap<String, usize>) -> (Ou
             },
         };
         if !problems.is_empty() {
-            msg = format!("{msg}{}kernel contract: {}", if msg.is_empty() { "" } else { "; " }, problems.join("; "));
+            msg = format!(
+                "{msg}{}kernel contract: {}",
+                if msg.is_empty() { "" } else { "; " },
+                problems.join("; ")
+            );
             if tag == 'P' {
                 msg = format!("F{nleak}|{msg}");
             } else {
@@ -138,7 +142,9 @@ fn run_forked(case: &Case, ctx: &Ctx, baseline: &BTreeMap<String, usize>) -> (Ou
         _ => Outcome::Fail(msg.to_string()),
     };
     let o = match o {
-        Outcome::Pass if leaks > 0 => Outcome::Fail(format!("leaked {leaks} kernel object(s) {msg}")),
+        Outcome::Pass if leaks > 0 => {
+            Outcome::Fail(format!("leaked {leaks} kernel object(s) {msg}"))
+        }
         o => o,
     };
     (o, leaks)
@@ -186,7 +192,10 @@ fn case_wrapper_rules(ctx: &Ctx) -> CaseResult {
     req.pad = 0;
     bsd_ioctl(kvm.fd().raw(), kvmport_client::sys::KVMPORT_IOCTL, p).map_err(|e| e.to_string())?;
     if req.ret != 12 {
-        return Err(format!("KVM_GET_API_VERSION through the wrapper: {}", req.ret));
+        return Err(format!(
+            "KVM_GET_API_VERSION through the wrapper: {}",
+            req.ret
+        ));
     }
     Ok(())
 }
@@ -211,19 +220,31 @@ fn case_linux_handler(ctx: &Ctx) -> CaseResult {
         unsafe { ((td + kernel::TD_RETVAL_OFFSET) as *mut i64).write(-1) };
         let r = f(td, args.as_ptr() as u64);
         // SAFETY: as above.
-        (r, unsafe { ((td + kernel::TD_RETVAL_OFFSET) as *const i64).read() })
+        (r, unsafe {
+            ((td + kernel::TD_RETVAL_OFFSET) as *const i64).read()
+        })
     };
     let cap_user_memory = 3;
-    let (r, v) = call(vm.fd().raw(), kvmport_core::abi::ioctl::KVM_CHECK_EXTENSION, cap_user_memory);
+    let (r, v) = call(
+        vm.fd().raw(),
+        kvmport_core::abi::ioctl::KVM_CHECK_EXTENSION,
+        cap_user_memory,
+    );
     if (r, v) != (0, 1) {
-        return Err(format!("CHECK_EXTENSION(USER_MEMORY) on the VM fd: {r}, retval {v}"));
+        return Err(format!(
+            "CHECK_EXTENSION(USER_MEMORY) on the VM fd: {r}, retval {v}"
+        ));
     }
     let (r, _) = call(vm.fd().raw(), 0xae_ff, 0);
     if r != libc::ENOTTY {
         return Err(format!("unknown command on the VM fd: {r}, want ENOTTY"));
     }
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
-    let (r, _) = call(null.as_raw_fd(), kvmport_core::abi::ioctl::KVM_CHECK_EXTENSION, 3);
+    let (r, _) = call(
+        null.as_raw_fd(),
+        kvmport_core::abi::ioctl::KVM_CHECK_EXTENSION,
+        3,
+    );
     if r != -3 {
         return Err(format!("a file that is not ours: {r}, want ENOIOCTL"));
     }
@@ -317,17 +338,28 @@ fn main() {
         let (rv, per_cpu) = kernel::k(|k| k.rendezvous);
         let devs: Vec<String> = kernel::k(|k| k.devs.keys().cloned().collect());
         let mut v = vec![
-            (format!("module {} version {:?}, kernel range {:?}", info.name, info.version, info.kernel_range),
-                info.name == "kvmport" && info.version == Some(1)),
+            (
+                format!(
+                    "module {} version {:?}, kernel range {:?}",
+                    info.name, info.version, info.kernel_range
+                ),
+                info.name == "kvmport" && info.version == Some(1),
+            ),
             (format!("devices after MOD_LOAD: {devs:?}"), devs == ["kvm"]),
-            (format!("per-CPU enable by rendezvous: {rv} rendezvous, action per CPU {per_cpu:?}"),
-                rv >= 1 && per_cpu.iter().all(|&n| n >= 1)),
+            (
+                format!(
+                    "per-CPU enable by rendezvous: {rv} rendezvous, action per CPU {per_cpu:?}"
+                ),
+                rv >= 1 && per_cpu.iter().all(|&n| n >= 1),
+            ),
         ];
         for c in 0..cpu::NCPU {
             let efer = cpu::msr_read(c, cpu::MSR_EFER);
             let hsave = cpu::msr_read(c, cpu::MSR_VM_HSAVE_PA);
-            v.push((format!("cpu{c}: EFER {efer:#x}, VM_HSAVE_PA {hsave:#x}"),
-                efer & cpu::EFER_SVME != 0 && hsave != 0 && hsave % 4096 == 0));
+            v.push((
+                format!("cpu{c}: EFER {efer:#x}, VM_HSAVE_PA {hsave:#x}"),
+                efer & cpu::EFER_SVME != 0 && hsave != 0 && hsave % 4096 == 0,
+            ));
         }
         v
     };
@@ -377,12 +409,21 @@ fn main() {
     let problems = kernel::k(|k| std::mem::take(&mut k.problems));
     let mut unload_checks = vec![
         (format!("MOD_UNLOAD: {unload:?}"), unload.is_ok()),
-        (format!("kernel objects left after unload: {after:?}"), left == 0),
-        (format!("kernel contract problems in the parent: {problems:?}"), problems.is_empty()),
+        (
+            format!("kernel objects left after unload: {after:?}"),
+            left == 0,
+        ),
+        (
+            format!("kernel contract problems in the parent: {problems:?}"),
+            problems.is_empty(),
+        ),
     ];
     for c in 0..cpu::NCPU {
         let efer = cpu::msr_read(c, cpu::MSR_EFER);
-        unload_checks.push((format!("cpu{c}: EFER {efer:#x} after unload"), efer & cpu::EFER_SVME == 0));
+        unload_checks.push((
+            format!("cpu{c}: EFER {efer:#x} after unload"),
+            efer & cpu::EFER_SVME == 0,
+        ));
     }
     for (what, ok) in &unload_checks {
         println!("{} unload: {what}", if *ok { "ok" } else { "FAIL" });

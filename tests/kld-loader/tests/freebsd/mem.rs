@@ -50,7 +50,10 @@ pub fn init() {
             ARENA_BASE as *mut libc::c_void,
             ARENA_SIZE as usize,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED_NOREPLACE,
+            libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE,
             -1,
             0,
         );
@@ -92,7 +95,10 @@ pub fn kalloc(size: usize, tag: &'static str) -> u64 {
         Some(p) => p,
         None => {
             let p = a.next.div_ceil(class as u64) * class as u64;
-            assert!(p + class as u64 <= ARENA_BASE + ARENA_SIZE, "kernel arena exhausted");
+            assert!(
+                p + class as u64 <= ARENA_BASE + ARENA_SIZE,
+                "kernel arena exhausted"
+            );
             a.next = p + class as u64;
             p
         }
@@ -117,11 +123,7 @@ pub fn kfree(addr: u64) -> Option<&'static str> {
 pub fn page_alloc(pages: u64) -> Option<u64> {
     let mut g = POOL.lock().unwrap();
     let p = g.as_mut()?;
-    let idx = if pages == 1 {
-        p.free.pop()
-    } else {
-        None
-    };
+    let idx = if pages == 1 { p.free.pop() } else { None };
     let idx = match idx {
         Some(i) => i,
         None => {

@@ -70,7 +70,10 @@ pub fn register_and_load(data: u64) {
     let info = INFO.lock().unwrap().clone();
     let Some(mut info) = info else { return };
     if data != info.moddata {
-        kernel::k(|k| k.problems.push("module_register_init with unregistered moduledata".into()));
+        kernel::k(|k| {
+            k.problems
+                .push("module_register_init with unregistered moduledata".into())
+        });
         return;
     }
     info.module = mem::kalloc(64, "module");
@@ -104,7 +107,10 @@ pub fn load(ko: &Path) -> Result<(Loaded, ModInfo), String> {
             p.write([0x0f, 0x0b]);
         }
     }
-    println!("loader: {} CPUID instructions emulated as UD2 traps", sites.len());
+    println!(
+        "loader: {} CPUID instructions emulated as UD2 traps",
+        sites.len()
+    );
     cpu::install_traps(text, text + text_len);
 
     let mut info = ModInfo::default();
@@ -135,13 +141,24 @@ pub fn load(ko: &Path) -> Result<(Loaded, ModInfo), String> {
     }
     match info.kernel_range {
         Some((min, max)) if (min..=max).contains(&FREEBSD_VERSION) => {}
-        r => return Err(format!("kernel dependency {r:?} excludes {FREEBSD_VERSION}")),
+        r => {
+            return Err(format!(
+                "kernel dependency {r:?} excludes {FREEBSD_VERSION}"
+            ));
+        }
     }
     let read_set = |name: &str| {
         let mut v: Vec<(u32, u32, u64, u64)> = loaded
             .set(name)
             .into_iter()
-            .map(|si| (rd32(si) as u32, rd32(si + 4) as u32, rd64(si + 16), rd64(si + 24)))
+            .map(|si| {
+                (
+                    rd32(si) as u32,
+                    rd32(si + 4) as u32,
+                    rd64(si + 16),
+                    rd64(si + 24),
+                )
+            })
             .collect();
         v.sort_by_key(|&(s, o, ..)| (s, o));
         v

@@ -153,10 +153,21 @@ impl Transport for Harness {
             r = mem::copyout(buf, uarg, size);
         }
         mem::kfree(buf);
-        if r == 0 { Ok(()) } else { Err(Errno(host_errno(r))) }
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(Errno(host_errno(r)))
+        }
     }
 
-    unsafe fn mmap(&self, fd: RawFd, len: usize, prot: i32, flags: i32, off: i64) -> io::Result<*mut u8> {
+    unsafe fn mmap(
+        &self,
+        fd: RawFd,
+        len: usize,
+        prot: i32,
+        flags: i32,
+        off: i64,
+    ) -> io::Result<*mut u8> {
         let Some((fp, kind)) = file_of(fd) else {
             return Err(io::Error::from_raw_os_error(libc::EBADF));
         };
@@ -178,7 +189,17 @@ impl Transport for Harness {
         // SAFETY: the module's fo_mmap with kern_mmap's arguments.
         let f: extern "C" fn(u64, u64, *mut u64, u64, u8, u8, i32, i64, u64) -> i32 =
             unsafe { std::mem::transmute(f) };
-        let r = f(fp, kernel::curmap(), &mut addr, size, prot as u8, 7, flags, off, td);
+        let r = f(
+            fp,
+            kernel::curmap(),
+            &mut addr,
+            size,
+            prot as u8,
+            7,
+            flags,
+            off,
+            td,
+        );
         kernel::fdrop(fp, td);
         if r != 0 {
             return Err(io::Error::from_raw_os_error(host_errno(r)));
