@@ -262,19 +262,22 @@ fn test() -> Result {
     })?;
     build_targets()?;
     for krate in ["kvmport-os-linux", "kvmport-os-freebsd"] {
-        step(&format!("cargo clippy ({krate} on the kernel target)"), || {
-            run(cargo().args([
-                "clippy",
-                "--quiet",
-                "-p",
-                krate,
-                "--target",
-                "x86_64-unknown-none",
-                "--",
-                "-D",
-                "warnings",
-            ]))
-        })?;
+        step(
+            &format!("cargo clippy ({krate} on the kernel target)"),
+            || {
+                run(cargo().args([
+                    "clippy",
+                    "--quiet",
+                    "-p",
+                    krate,
+                    "--target",
+                    "x86_64-unknown-none",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            },
+        )?;
     }
     freebsd::run_cmd(&[])?;
     suite::host_suite()?;
