@@ -78,7 +78,8 @@ fn object(o: &Obj) -> Vec<u8> {
     }
     let shoff = data.len() as u64;
     // (name, type, flags, off, size, link, info, align, entsize)
-    let mut sh: Vec<(u32, u32, u64, u64, u64, u32, u32, u64, u64)> = vec![
+    type Shdr = (u32, u32, u64, u64, u64, u32, u32, u64, u64);
+    let mut sh: Vec<Shdr> = vec![
         (0, 0, 0, 0, 0, 0, 0, 0, 0),
         (n_text, 1, 6, o_text, 16, 0, 0, 16, 0),
     ];
