@@ -21,16 +21,20 @@
 //! - `sys/systm.h`: `critical_enter()`/`critical_exit()` are `critical_enter_KBI()`/
 //!   `critical_exit_KBI()` for modules; `copyin`, `copyout`, `printf`, `panic`, `sig_intr`
 //!   (*verify*: `kern_sig.c`), `should_yield`, `maybe_yield`.
-//! - `sys/pcpu.h` (amd64): `%gs:0` is `pc_curthread`; `pc_cpuid` is at offset 60 (*verify*).
+//! - `sys/pcpu.h` (stable/14): `%gs:0` is `pc_curthread`; `pc_cpuid` is at offset 60 (after
+//!   five pointers, `pc_sched`, `pc_switchtime` and `pc_switchticks`).
 //! - `sys/proc.h`: `td_proc` is the second pointer of `struct thread` (offset 8);
-//!   `p_vmspace` offset (*verify*, see [`P_VMSPACE_OFFSET`]).
+//!   `p_vmspace` and `td_retval` offsets derived from the field order and the KBI asserts
+//!   `kern_thread.c` keeps for stable branches (see [`P_VMSPACE_OFFSET`],
+//!   [`TD_RETVAL_OFFSET`]).
 //! - `sys/smp.h`: `smp_rendezvous`, `mp_maxid`, `mp_ncpus`; amd64 `ipi_cpu` with `IPI_AST` = 0
-//!   (*verify*: `x86/include/apicvar.h`).
+//!   (`x86/include/apicvar.h`: the first bitmap IPI).
 //! - `sys/sglist.h`, `vm/vm_pager.h`, `vm/vm_extern.h`: `sglist_alloc`, `sglist_append_phys`,
-//!   `sglist_free`, `vm_pager_allocate(OBJT_SG, ...)` (`OBJT_SG` = 6, *verify*),
+//!   `sglist_free`, `vm_pager_allocate(OBJT_SG, ...)` (`vm/vm.h`: `OBJT_SG` = 6),
 //!   `vm_mmap_object`, `vm_object_deallocate`, `vm_fault_quick_hold_pages`,
 //!   `vm_page_unhold_pages`; `vm/vm_page.h`: `phys_addr` at offset 48 of `struct vm_page`
-//!   (*verify*); `vm/vm_extern.h`: `kmem_malloc`/`kmem_free`; amd64 `pmap_kextract`.
+//!   (after the 16-byte `plinks` union, `listq`, `object`, `pindex`; read in an older release,
+//!   *verify* for 14); `vm/vm_extern.h`: `kmem_malloc`/`kmem_free`; amd64 `pmap_kextract`.
 //! - `sys/eventfd.h`: `eventfd_get(struct file *)`, `eventfd_put`, `eventfd_signal` (the
 //!   kernel eventfd interface LinuxKPI uses, 14.x; *verify*).
 //! - `compat/linux/linux_ioctl.h`: `struct linux_ioctl_handler { func, low, high }`,
@@ -324,14 +328,15 @@ pub const C_HARDCLOCK: c_int = 0x0100;
 
 /// `%gs` offset of `pc_curthread`.
 pub const PC_CURTHREAD: usize = 0;
-/// `%gs` offset of `pc_cpuid` (*verify*).
+/// `%gs` offset of `pc_cpuid`.
 pub const PC_CPUID: usize = 60;
 /// Offset of `td_proc` in `struct thread`.
 pub const TD_PROC_OFFSET: usize = 8;
-/// Offset of `p_vmspace` in `struct proc` (*verify*: this number is not confirmed against a
-/// 14.x header; only the harness, which uses the same number, exercised it).
-pub const P_VMSPACE_OFFSET: usize = 0x240;
-/// `IPI_AST` (amd64 bitmap IPI 0) (*verify*).
+/// Offset of `p_vmspace` in `struct proc`: derived from the field order of `struct proc` in
+/// stable/14 `sys/sys/proc.h`, anchored on the KBI asserts of `kern_thread.c`
+/// (`p_pid` == 0xc4; walking forward from 0x208 lands exactly on `p_filemon` == 0x3c0).
+pub const P_VMSPACE_OFFSET: usize = 0x208;
+/// `IPI_AST` (amd64 bitmap IPI 0).
 pub const IPI_AST: c_uint = 0;
 /// `SIG_SETMASK` (`sys/signal.h`).
 pub const SIG_SETMASK: c_int = 3;
@@ -379,8 +384,10 @@ pub struct linux_ioctl_handler {
     pub low: c_int,
     pub high: c_int,
 }
-/// Offset of `td_retval[0]` in `struct thread` (*verify*: not confirmed against a 14.x header).
-pub const TD_RETVAL_OFFSET: usize = 0x4a8;
+/// Offset of `td_retval[0]` (`td_uretoff`) in `struct thread`: derived from stable/14
+/// `sys/sys/proc.h`, anchored on `kern_thread.c`'s KBI assert `td_frame` == 0x4a0 (before it:
+/// `td_slpcallout`, a 64-byte `struct callout`, and `td_cowgen` with the LP64 hole).
+pub const TD_RETVAL_OFFSET: usize = 0x448;
 
 const _: () = {
     assert!(size_of::<mod_metadata>() == 24);

@@ -22,9 +22,9 @@ const M_VERSION: u64 = 2_020_110_501;
 const D_VERSION: i32 = 0x5c48_c353;
 const D_INIT: u32 = 0x8000_0000;
 /// `P_VMSPACE_OFFSET` and `TD_RETVAL_OFFSET` as the module declares them (kpi/v14.rs).
-const P_VMSPACE_OFFSET: u64 = 0x240;
+const P_VMSPACE_OFFSET: u64 = 0x208;
 /// `td_retval[0]`.
-pub const TD_RETVAL_OFFSET: u64 = 0x4a8;
+pub const TD_RETVAL_OFFSET: u64 = 0x448;
 
 /// What a harness `struct file` is.
 #[derive(Debug, Clone)]
