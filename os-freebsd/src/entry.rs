@@ -760,8 +760,8 @@ pub static VM_FILEOPS: Rec<kpi::fileops> = Rec(fileops(vm_ioctl, vm_close, no_mm
 /// The `fileops` of a vCPU file.
 pub static VCPU_FILEOPS: Rec<kpi::fileops> = Rec(fileops(vcpu_ioctl, vcpu_close, vcpu_mmap));
 
-/// For the Linux-emulation hook: runs `cmd` on our VM or vCPU file `fp`, or `None` if the
-/// file is not ours.
+/// For the Linux-emulation hook: runs `cmd` on our `/dev/kvm`, VM or vCPU file `fp`, or
+/// `None` if the file is not ours.
 ///
 /// # Safety
 /// `fp` is a live, referenced file.
@@ -773,6 +773,8 @@ pub unsafe fn linux_dispatch(
 ) -> Option<i64> {
     // SAFETY: `f_ops` of a live file (caller).
     let ops = unsafe { (*fp).f_ops };
+    // SAFETY: `fp` is live and referenced (caller).
+    let is_dev = unsafe { is_kvm_device(fp) };
     if core::ptr::eq(ops, &VM_FILEOPS.0) {
         // SAFETY: our VM file holds this reference while the caller holds the file.
         let vm = ManuallyDrop::new(unsafe { KArc::<Vm<P>>::from_raw(file_data(fp)) });
@@ -784,7 +786,49 @@ pub unsafe fn linux_dispatch(
             Ok(v) => v,
             Err(e) => -i64::from(e.raw()),
         })
+    } else if is_dev {
+        let p = SYSTEM.load(Ordering::Acquire);
+        if p.is_null() {
+            return Some(-i64::from(Errno::ENODEV.raw()));
+        }
+        // SAFETY: the static owns the reference until unload, refused while files are open
+        // (the caller's file is an open of /dev/kvm).
+        let sys = ManuallyDrop::new(unsafe { KArc::<System<P>>::from_raw(p) });
+        Some(deliver(System::ioctl(&sys, cmd, arg), td))
     } else {
         None
+    }
+}
+
+/// Whether `fp` is an open of our `/dev/kvm`: a vnode file whose vnode is a character device
+/// with our cdev (`v_rdev`). The file's reference keeps the vnode alive.
+///
+/// # Safety
+/// `fp` is a live, referenced file.
+unsafe fn is_kvm_device(fp: *mut kpi::file) -> bool {
+    let cdev = CDEV.load(Ordering::Acquire);
+    if cdev.is_null() {
+        return false;
+    }
+    let base = fp.cast::<u8>();
+    // SAFETY: `f_type` and `f_vnode` of a live file (caller); the vnode, when the type says
+    // there is one, is referenced by the file, and `v_type`/`v_rdev` are plain reads.
+    unsafe {
+        if base.add(kpi::FILE_F_TYPE_OFFSET).cast::<i16>().read() != kpi::DTYPE_VNODE {
+            return false;
+        }
+        let vp = base
+            .add(kpi::FILE_F_VNODE_OFFSET)
+            .cast::<*const u8>()
+            .read();
+        if vp.is_null() || vp.read() != kpi::VCHR {
+            return false;
+        }
+        core::ptr::eq(
+            vp.add(kpi::VNODE_V_RDEV_OFFSET)
+                .cast::<*mut kpi::cdev>()
+                .read_volatile(),
+            cdev,
+        )
     }
 }

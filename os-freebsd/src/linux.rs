@@ -73,7 +73,7 @@ pub fn unregister() {
     }
 }
 
-/// The handler: our VM and vCPU files only (`ENOIOCTL` lets other handlers try). The Linux
+/// The handler: our `/dev/kvm`, VM and vCPU files only (`ENOIOCTL` lets other handlers try). The Linux
 /// result goes to `td_retval[0]`, a negative one is returned as the (Linux) errno.
 unsafe extern "C" fn linux_ioctl(td: *mut kpi::thread, args: *mut kpi::linux_ioctl_args) -> c_int {
     // SAFETY: the linuxulator passes its argument record.

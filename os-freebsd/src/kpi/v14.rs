@@ -37,6 +37,7 @@
 //!   *verify* for 14); `vm/vm_extern.h`: `kmem_malloc`/`kmem_free`; amd64 `pmap_kextract`.
 //! - `sys/eventfd.h`: `eventfd_get(struct file *)`, `eventfd_put`, `eventfd_signal` (the
 //!   kernel eventfd interface LinuxKPI uses, 14.x; *verify*).
+//! - `sys/vnode.h`: `v_type` and `v_rdev` of `struct vnode` (see [`VNODE_V_RDEV_OFFSET`]).
 //! - `compat/linux/linux_ioctl.h`: `struct linux_ioctl_handler { func, low, high }`,
 //!   `linux_ioctl_register_handler`, `struct linux_ioctl_args { fd, cmd, arg }` (*verify*: the
 //!   padding of `linux_ioctl_args` follows the linuxulator's generated `linux_proto.h`).
@@ -209,6 +210,19 @@ pub const FILE_F_COUNT_OFFSET: usize = 4;
 pub const FILE_F_DATA_OFFSET: usize = 8;
 /// Offset of `f_ops` in `struct file`.
 pub const FILE_F_OPS_OFFSET: usize = 16;
+/// Offset of `f_vnode` in `struct file`.
+pub const FILE_F_VNODE_OFFSET: usize = 24;
+/// Offset of `f_type` (a `short`) in `struct file`.
+pub const FILE_F_TYPE_OFFSET: usize = 40;
+/// `DTYPE_VNODE`: a file backed by a vnode (a devfs node among others).
+pub const DTYPE_VNODE: i16 = 1;
+/// `sys/vnode.h` (stable/14): `v_type` is an 8-bit bit-field at the start of `struct vnode`;
+/// `VCHR` in `enum vtype`.
+pub const VCHR: u8 = 4;
+/// Offset of the type-specific union (`v_rdev` for `VCHR`) in `struct vnode`: after
+/// `v_type:8`, `v_irflag`, `v_seqc`, `v_nchash`, `v_op`, `v_data`, `v_mount` and the
+/// 16-byte `v_nmntvnodes`.
+pub const VNODE_V_RDEV_OFFSET: usize = 56;
 
 pub const FREAD: c_uint = 0x0001;
 pub const FWRITE: c_uint = 0x0002;

@@ -464,11 +464,22 @@ extern "C" fn devfs_get_cdevpriv(out: u64) -> i32 {
     }
 }
 
-/// Allocates a `struct file` (f_count 1).
+/// Allocates a `struct file` (f_count 1). A devfs file gets `DTYPE_VNODE` and a vnode
+/// (`v_type` VCHR, `v_rdev` the cdev), as devfs makes them.
 pub fn file_new(kind: FileKind) -> u64 {
     let fp = mem::kalloc(0x80, "file");
     // SAFETY: a fresh file blob; f_count @4.
     unsafe { ((fp + 4) as *mut u32).write(1) };
+    if let FileKind::Cdev { cdev, .. } = kind {
+        let vp = mem::kalloc(0x100, "vnode");
+        // SAFETY: fresh blobs: v_type @0, v_rdev @56; f_vnode @24, f_type @40.
+        unsafe {
+            (vp as *mut u8).write(4);
+            ((vp + 56) as *mut u64).write(cdev);
+            ((fp + 24) as *mut u64).write(vp);
+            ((fp + 40) as *mut i16).write(1);
+        }
+    }
     k(|k| k.files.insert(fp, kind));
     fp
 }
@@ -516,6 +527,8 @@ pub extern "C" fn fdrop_last(fp: u64, td: u64) -> i32 {
     let kind = k(|k| k.files.remove(&fp));
     let r = match kind {
         Some(FileKind::Cdev { cdev, priv_ }) => {
+            // SAFETY: f_vnode @24 of the file blob, made by file_new.
+            mem::kfree(unsafe { ((fp + 24) as *const u64).read() });
             if let Some((p, dtor)) = priv_ {
                 // SAFETY: the module's cdevpriv destructor, called once at the last close.
                 let f: extern "C" fn(u64) = unsafe { std::mem::transmute(dtor) };

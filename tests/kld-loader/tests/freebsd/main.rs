@@ -200,8 +200,9 @@ fn case_wrapper_rules(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
-/// The Linux-emulation hook: registered for 0xAE00..0xAEFF; runs commands on our VM fds and
-/// returns the value in td_retval[0]; answers ENOIOCTL for other files.
+/// The Linux-emulation hook: registered for 0xAE00..0xAEFF; runs commands on /dev/kvm (a new
+/// VM's fd included) and on VM fds, returning the value in td_retval[0]; answers ENOIOCTL for
+/// other files.
 fn case_linux_handler(ctx: &Ctx) -> CaseResult {
     let Some((_, func, lo, hi)) = kernel::k(|k| k.linux_handler) else {
         return Err("the module did not register a Linux ioctl handler".into());
@@ -239,6 +240,30 @@ fn case_linux_handler(ctx: &Ctx) -> CaseResult {
     if r != libc::ENOTTY {
         return Err(format!("unknown command on the VM fd: {r}, want ENOTTY"));
     }
+    // /dev/kvm itself: KVM_GET_API_VERSION, then KVM_CREATE_VM returns a new fd.
+    let (r, v) = call(
+        _kvm.fd().raw(),
+        kvmport_core::abi::ioctl::KVM_GET_API_VERSION,
+        0,
+    );
+    if (r, v) != (0, 12) {
+        return Err(format!("GET_API_VERSION on /dev/kvm: {r}, retval {v}"));
+    }
+    let (r, fd) = call(_kvm.fd().raw(), kvmport_core::abi::ioctl::KVM_CREATE_VM, 0);
+    if r != 0 || fd < 0 {
+        return Err(format!("CREATE_VM on /dev/kvm: {r}, retval {fd}"));
+    }
+    // SAFETY: the module installed this descriptor for us.
+    let vm2 = kvmport_client::Fd::new(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+    let (r, v) = call(
+        vm2.raw(),
+        kvmport_core::abi::ioctl::KVM_CHECK_EXTENSION,
+        cap_user_memory,
+    );
+    if (r, v) != (0, 1) {
+        return Err(format!("CHECK_EXTENSION on the new VM fd: {r}, retval {v}"));
+    }
+    drop(vm2);
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     let (r, _) = call(
         null.as_raw_fd(),
