@@ -264,7 +264,6 @@ fn load() -> c_int {
         drop_system();
         return r;
     }
-    crate::linux::register();
     log_args(format_args!("kvmport: /dev/kvm ready"));
     0
 }
@@ -318,6 +317,7 @@ unsafe extern "C" fn kvm_open(
     _devtype: c_int,
     _td: *mut kpi::thread,
 ) -> c_int {
+    crate::linux::try_register();
     // SAFETY: a non-zero-sized layout.
     let p = unsafe { alloc::alloc::alloc(core::alloc::Layout::new::<OpenState>()) };
     if p.is_null() {

@@ -38,6 +38,9 @@
 //! - `sys/eventfd.h`: `eventfd_get(struct file *)`, `eventfd_put`, `eventfd_signal` (the
 //!   kernel eventfd interface LinuxKPI uses, 14.x; *verify*).
 //! - `sys/vnode.h`: `v_type` and `v_rdev` of `struct vnode` (see [`VNODE_V_RDEV_OFFSET`]).
+//! - `sys/linker.h`: `linker_file_foreach(predicate, context)` (takes the kernel linker lock,
+//!   so it is not called from module events) and `linker_file_lookup_symbol(file, name,
+//!   deps)`.
 //! - `compat/linux/linux_ioctl.h`: `struct linux_ioctl_handler { func, low, high }`,
 //!   `linux_ioctl_register_handler`, `struct linux_ioctl_args { fd, cmd, arg }` (*verify*: the
 //!   padding of `linux_ioctl_args` follows the linuxulator's generated `linux_proto.h`).
@@ -544,6 +547,17 @@ unsafe extern "C" {
     pub fn eventfd_get(fp: *mut file) -> *mut eventfd;
     pub fn eventfd_put(efd: *mut eventfd);
     pub fn eventfd_signal(efd: *mut eventfd);
+
+    // The kernel linker (`kern_linker.c`).
+    pub fn linker_file_foreach(
+        pred: unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int,
+        ctx: *mut c_void,
+    ) -> c_int;
+    pub fn linker_file_lookup_symbol(
+        file: *mut c_void,
+        name: *const c_char,
+        deps: c_int,
+    ) -> *mut c_void;
 
     // Console.
     pub fn printf(fmt: *const c_char, ...) -> c_int;

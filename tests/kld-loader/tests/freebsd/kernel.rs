@@ -1133,6 +1133,42 @@ extern "C" fn linux_ioctl_unregister_handler(h: u64) -> i32 {
     })
 }
 
+/// Whether the simulated kernel has the Linux emulation module loaded.
+pub static LINUX_LOADED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+/// The loaded files `linker_file_foreach` walks: the kernel, kvmport, and the emulation.
+const LINKER_FILES: [u64; 3] = [0x1000, 0x2000, 0x3000];
+
+extern "C" fn linker_file_foreach(pred: u64, ctx: u64) -> i32 {
+    // SAFETY: the module's predicate, `int (*)(linker_file_t, void *)`.
+    let f: extern "C" fn(u64, u64) -> i32 = unsafe { std::mem::transmute(pred) };
+    let n = if LINUX_LOADED.load(Ordering::Relaxed) {
+        3
+    } else {
+        2
+    };
+    for lf in &LINKER_FILES[..n] {
+        let r = f(*lf, ctx);
+        if r != 0 {
+            return r;
+        }
+    }
+    0
+}
+
+extern "C" fn linker_file_lookup_symbol(file: u64, name: u64, deps: i32) -> u64 {
+    if deps != 0 {
+        problem("linker_file_lookup_symbol with deps during a file walk".into());
+    }
+    if file != LINKER_FILES[2] {
+        return 0;
+    }
+    match cstr(name).as_str() {
+        "linux_ioctl_register_handler" => linux_ioctl_register_handler as *const () as u64,
+        "linux_ioctl_unregister_handler" => linux_ioctl_unregister_handler as *const () as u64,
+        _ => 0,
+    }
+}
+
 extern "C" fn module_register_init(data: u64) {
     crate::module::register_and_load(data);
 }
@@ -1203,6 +1239,8 @@ pub fn resolve(name: &str) -> Option<Target> {
         "linux_ioctl_register_handler" => linux_ioctl_register_handler as *const () as u64,
         "linux_ioctl_unregister_handler" => linux_ioctl_unregister_handler as *const () as u64,
         "module_register_init" => module_register_init as *const () as u64,
+        "linker_file_foreach" => linker_file_foreach as *const () as u64,
+        "linker_file_lookup_symbol" => linker_file_lookup_symbol as *const () as u64,
         _ => return None,
     };
     Some(Target::Func(f))

@@ -204,13 +204,16 @@ fn case_wrapper_rules(ctx: &Ctx) -> CaseResult {
 /// VM's fd included) and on VM fds, returning the value in td_retval[0]; answers ENOIOCTL for
 /// other files.
 fn case_linux_handler(ctx: &Ctx) -> CaseResult {
+    if kernel::k(|k| k.linux_handler).is_some() {
+        return Err("a Linux ioctl handler was registered before /dev/kvm was opened".into());
+    }
+    let (_kvm, vm) = ctx.vm()?;
     let Some((_, func, lo, hi)) = kernel::k(|k| k.linux_handler) else {
-        return Err("the module did not register a Linux ioctl handler".into());
+        return Err("opening /dev/kvm did not register a Linux ioctl handler".into());
     };
     if (lo, hi) != (0xae00, 0xaeff) {
         return Err(format!("handler range {lo:#x}..{hi:#x}"));
     }
-    let (_kvm, vm) = ctx.vm()?;
     // SAFETY: the module's handler, `int (*)(struct thread *, struct linux_ioctl_args *)`.
     let f: extern "C" fn(u64, u64) -> i32 = unsafe { std::mem::transmute(func) };
     let call = |fd: i32, cmd: u32, arg: u64| {
@@ -276,6 +279,16 @@ fn case_linux_handler(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Without the Linux emulation loaded, opening /dev/kvm registers nothing.
+fn case_linux_absent(ctx: &Ctx) -> CaseResult {
+    kernel::LINUX_LOADED.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _kvm = ctx.kvm()?;
+    match kernel::k(|k| k.linux_handler) {
+        None => Ok(()),
+        Some(_) => Err("a handler was registered without the Linux emulation".into()),
+    }
+}
+
 /// Unloading is refused while a KVM file is open, and the module stays usable.
 fn case_unload_busy(ctx: &Ctx) -> CaseResult {
     let (kvm, vm) = ctx.vm()?;
@@ -314,6 +327,11 @@ const FREEBSD_CASES: &[Case] = &[
         name: "freebsd.linux_handler",
         guest: false,
         run: case_linux_handler,
+    },
+    Case {
+        name: "freebsd.linux_handler.absent",
+        guest: false,
+        run: case_linux_absent,
     },
     Case {
         name: "freebsd.unload_busy",
@@ -428,7 +446,8 @@ fn main() {
             }
         }
     }
-    // The parent's own use: one VM and vCPU through the module, closed again.
+    // The parent's own use: one VM and vCPU through the module, closed again (the open also
+    // registers the Linux ioctl handler, which unload must remove).
     {
         let kvm = Kvm::open("/dev/kvm").expect("open /dev/kvm");
         let vm = kvm.create_vm(0).expect("KVM_CREATE_VM");
@@ -439,8 +458,13 @@ fn main() {
     let after = kernel::outstanding();
     let left = total(&after);
     let problems = kernel::k(|k| std::mem::take(&mut k.problems));
+    let handler = kernel::k(|k| k.linux_handler);
     let mut unload_checks = vec![
         (format!("MOD_UNLOAD: {unload:?}"), unload.is_ok()),
+        (
+            format!("Linux ioctl handler after unload: {handler:?}"),
+            handler.is_none(),
+        ),
         (
             format!("kernel objects left after unload: {after:?}"),
             left == 0,
