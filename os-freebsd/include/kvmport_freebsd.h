@@ -29,8 +29,10 @@ struct kvmport_ioctl {
 	int64_t ret;        /* out: the Linux result, or -errno (Linux numbering) */
 };
 
-/* _IOWR('k', 1, struct kvmport_ioctl) == 0xc0186b01 */
 #define KVMPORT_IOCTL _IOWR('k', 1, struct kvmport_ioctl)
+
+_Static_assert(sizeof(struct kvmport_ioctl) == 24, "struct kvmport_ioctl is 24 bytes");
+_Static_assert(KVMPORT_IOCTL == 0xc0186b01UL, "KVMPORT_IOCTL is _IOWR('k', 1, 24 bytes)");
 
 static inline int
 kvmport_errno_from_linux(int e)
