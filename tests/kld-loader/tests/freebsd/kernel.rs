@@ -344,11 +344,22 @@ extern "C" fn pmap_kextract(va: u64) -> u64 {
     mem::kextract(va)
 }
 
+/// The kernel side of a copy must be kernel memory (the arena, the pool or a kernel stack).
+fn check_kernel_buffer(what: &str, kaddr: u64, len: usize) {
+    if len != 0 && mem::user_range(kaddr, len as u64) {
+        problem(format!(
+            "{what} with a user address {kaddr:#x} as its kernel buffer"
+        ));
+    }
+}
+
 extern "C" fn copyin(u: u64, kaddr: u64, len: usize) -> i32 {
+    check_kernel_buffer("copyin", kaddr, len);
     mem::copyin(u, kaddr, len)
 }
 
 extern "C" fn copyout(kaddr: u64, u: u64, len: usize) -> i32 {
+    check_kernel_buffer("copyout", kaddr, len);
     mem::copyout(kaddr, u, len)
 }
 
@@ -530,9 +541,8 @@ pub extern "C" fn fdrop_last(fp: u64, td: u64) -> i32 {
             // SAFETY: f_vnode @24 of the file blob, made by file_new.
             mem::kfree(unsafe { ((fp + 24) as *const u64).read() });
             if let Some((p, dtor)) = priv_ {
-                // SAFETY: the module's cdevpriv destructor, called once at the last close.
-                let f: extern "C" fn(u64) = unsafe { std::mem::transmute(dtor) };
-                f(p);
+                // The module's cdevpriv destructor, called once at the last close.
+                crate::kstack::call(dtor, &[p]);
             }
             let devsw = k(|k| k.devs.values().find(|d| d.cdev == cdev).map(|d| d.devsw));
             match devsw {
@@ -540,10 +550,8 @@ pub extern "C" fn fdrop_last(fp: u64, td: u64) -> i32 {
                     // SAFETY: d_close @32 of the module's cdevsw.
                     let close = unsafe { ((sw + 32) as *const u64).read() };
                     if close != 0 {
-                        // SAFETY: the module's d_close with its documented arguments.
-                        let f: extern "C" fn(u64, i32, i32, u64) -> i32 =
-                            unsafe { std::mem::transmute(close) };
-                        f(cdev, 3, 0x2000, td)
+                        // The module's d_close with its documented arguments.
+                        crate::kstack::call_int(close, &[cdev, 3, 0x2000, td])
                     } else {
                         0
                     }
@@ -556,9 +564,8 @@ pub extern "C" fn fdrop_last(fp: u64, td: u64) -> i32 {
             let close = unsafe { (((fp + 16) as *const u64).read() + 56) as *const u64 };
             // SAFETY: as above.
             let close = unsafe { close.read() };
-            // SAFETY: the module's fo_close for its own file, once.
-            let f: extern "C" fn(u64, u64) -> i32 = unsafe { std::mem::transmute(close) };
-            f(fp, td)
+            // The module's fo_close for its own file, once.
+            crate::kstack::call_int(close, &[fp, td])
         }
         Some(FileKind::Eventfd(fd)) => {
             // SAFETY: our dup of the eventfd.
@@ -775,12 +782,11 @@ extern "C" fn smp_rendezvous(setup: u64, action: u64, teardown: u64, arg: u64) {
         if f == 0 {
             continue;
         }
-        // SAFETY: a module function of type `void (*)(void *)`.
-        let func: extern "C" fn(u64) = unsafe { std::mem::transmute(f) };
         for c in 0..cpu::NCPU {
             cpu::switch_to(c, td);
             cpu::CRIT.fetch_add(1, Ordering::Relaxed);
-            func(arg);
+            // A module function of type `void (*)(void *)`.
+            crate::kstack::call(f, &[arg]);
             cpu::CRIT.fetch_sub(1, Ordering::Relaxed);
             if f == action {
                 k(|k| k.rendezvous.1[c] += 1);
@@ -1139,15 +1145,14 @@ pub static LINUX_LOADED: std::sync::atomic::AtomicBool = std::sync::atomic::Atom
 const LINKER_FILES: [u64; 3] = [0x1000, 0x2000, 0x3000];
 
 extern "C" fn linker_file_foreach(pred: u64, ctx: u64) -> i32 {
-    // SAFETY: the module's predicate, `int (*)(linker_file_t, void *)`.
-    let f: extern "C" fn(u64, u64) -> i32 = unsafe { std::mem::transmute(pred) };
     let n = if LINUX_LOADED.load(Ordering::Relaxed) {
         3
     } else {
         2
     };
     for lf in &LINKER_FILES[..n] {
-        let r = f(*lf, ctx);
+        // The module's predicate, `int (*)(linker_file_t, void *)`.
+        let r = crate::kstack::call_int(pred, &[*lf, ctx]);
         if r != 0 {
             return r;
         }

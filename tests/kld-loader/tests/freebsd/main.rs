@@ -11,6 +11,7 @@
 
 mod cpu;
 mod kernel;
+mod kstack;
 mod mem;
 mod module;
 mod vfs;
@@ -214,15 +215,18 @@ fn case_linux_handler(ctx: &Ctx) -> CaseResult {
     if (lo, hi) != (0xae00, 0xaeff) {
         return Err(format!("handler range {lo:#x}..{hi:#x}"));
     }
-    // SAFETY: the module's handler, `int (*)(struct thread *, struct linux_ioctl_args *)`.
-    let f: extern "C" fn(u64, u64) -> i32 = unsafe { std::mem::transmute(func) };
     let call = |fd: i32, cmd: u32, arg: u64| {
-        let args = [fd as u64, u64::from(cmd), arg];
+        // The argument record lives in kernel memory, as the linuxulator's does.
+        let args = mem::kalloc(24, "linux args");
+        // SAFETY: a fresh arena block of 24 bytes.
+        unsafe { (args as *mut [u64; 3]).write([fd as u64, u64::from(cmd), arg]) };
         let _e = kernel::Entry::new();
         let td = kernel::curthread();
         // SAFETY: td_retval[0] of the harness thread.
         unsafe { ((td + kernel::TD_RETVAL_OFFSET) as *mut i64).write(-1) };
-        let r = f(td, args.as_ptr() as u64);
+        // The module's handler, `int (*)(struct thread *, struct linux_ioctl_args *)`.
+        let r = kstack::call_int(func, &[td, args]);
+        mem::kfree(args);
         // SAFETY: as above.
         (r, unsafe {
             ((td + kernel::TD_RETVAL_OFFSET) as *const i64).read()
@@ -295,10 +299,9 @@ fn case_unload_busy(ctx: &Ctx) -> CaseResult {
     let (moddata, module) = module_ids();
     let ev = |what: i32| {
         let _e = kernel::Entry::new();
-        // SAFETY: the module's event handler.
-        let f: extern "C" fn(u64, i32, u64) -> i32 =
-            unsafe { std::mem::transmute(((moddata + 8) as *const u64).read()) };
-        f(module, what, 0)
+        // SAFETY: the module's moduledata: evhand @8.
+        let f = unsafe { ((moddata + 8) as *const u64).read() };
+        kstack::call_int(f, &[module, what as u64, 0])
     };
     for (what, name) in [(3, "MOD_QUIESCE"), (1, "MOD_UNLOAD")] {
         let r = ev(what);
@@ -362,6 +365,7 @@ fn main() {
         return;
     }
     mem::init();
+    kstack::init();
     kernel::init();
     cpu::init();
     let (loaded, info) = match module::load(&ko) {

@@ -14,7 +14,8 @@ pub const MODULE_BASE: u64 = 0x1000_0000;
 /// The kernel arena (malloc(9) and every harness kernel object).
 pub const ARENA_BASE: u64 = 0x2000_0000;
 const ARENA_SIZE: u64 = 0x2000_0000;
-/// The page pool (kmem_malloc), a shared memfd so user mappings can alias its pages.
+/// The page pool (kmem_malloc), a shared memfd so user mappings can alias its pages
+/// (`POOL_BASE` to 0x5000_0000; the kernel stacks follow at 0x6000_0000).
 pub const POOL_BASE: u64 = 0x4000_0000;
 const POOL_PAGES: u64 = 65536;
 /// The fake physical address of the pool's first page.

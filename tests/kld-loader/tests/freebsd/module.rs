@@ -60,9 +60,8 @@ fn cstr(a: u64) -> String {
 fn evhand(moddata: u64, module: u64, what: i32) -> i32 {
     let f = rd64(moddata + 8);
     let priv_ = rd64(moddata + 16);
-    // SAFETY: the module's event handler, `int (*)(module_t, int, void *)`.
-    let f: extern "C" fn(u64, i32, u64) -> i32 = unsafe { std::mem::transmute(f) };
-    f(module, what, priv_)
+    // The module's event handler, `int (*)(module_t, int, void *)`.
+    crate::kstack::call_int(f, &[module, what as u64, priv_])
 }
 
 /// `module_register_init(data)`: registers the module and sends MOD_LOAD.
@@ -170,9 +169,8 @@ pub fn load(ko: &Path) -> Result<(Loaded, ModInfo), String> {
     {
         let _e = Entry::new();
         for (_, _, func, udata) in &sysinits {
-            // SAFETY: a sysinit function of the module, `void (*)(const void *)`.
-            let f: extern "C" fn(u64) = unsafe { std::mem::transmute(*func) };
-            f(*udata);
+            // A sysinit function of the module, `void (*)(const void *)`.
+            crate::kstack::call(*func, &[*udata]);
         }
     }
     let info = INFO.lock().unwrap().clone().ok_or("no module info")?;
@@ -195,9 +193,8 @@ pub fn unload(info: &ModInfo) -> Result<(), String> {
         return Err(format!("MOD_UNLOAD returned {u}"));
     }
     for (_, _, func, udata) in &info.sysuninits {
-        // SAFETY: a sysuninit function of the module.
-        let f: extern "C" fn(u64) = unsafe { std::mem::transmute(*func) };
-        f(*udata);
+        // A sysuninit function of the module.
+        crate::kstack::call(*func, &[*udata]);
     }
     mem::kfree(info.module);
     Ok(())

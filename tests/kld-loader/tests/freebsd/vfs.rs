@@ -78,9 +78,8 @@ impl Transport for Harness {
             0
         } else {
             k(|k| k.cur_file = fp);
-            // SAFETY: the module's d_open with its documented arguments.
-            let f: extern "C" fn(u64, i32, i32, u64) -> i32 = unsafe { std::mem::transmute(open) };
-            let r = f(dev.cdev, 3, 0x2000, td);
+            // The module's d_open with its documented arguments.
+            let r = crate::kstack::call_int(open, &[dev.cdev, 3, 0x2000, td]);
             k(|k| k.cur_file = 0);
             r
         };
@@ -129,10 +128,8 @@ impl Transport for Harness {
                 FileKind::Cdev { cdev, .. } => match devsw_of(cdev).map(|sw| rd64(sw + 56)) {
                     Some(f) if f != 0 => {
                         k(|k| k.cur_file = fp);
-                        // SAFETY: the module's d_ioctl with sys_ioctl's arguments.
-                        let f: extern "C" fn(u64, u64, u64, i32, u64) -> i32 =
-                            unsafe { std::mem::transmute(f) };
-                        let r = f(cdev, u64::from(cmd), buf, 3, td);
+                        // The module's d_ioctl with sys_ioctl's arguments.
+                        let r = crate::kstack::call_int(f, &[cdev, u64::from(cmd), buf, 3, td]);
                         k(|k| k.cur_file = 0);
                         r
                     }
@@ -140,10 +137,8 @@ impl Transport for Harness {
                 },
                 FileKind::Module => {
                     let f = rd64(rd64(fp + 16) + 24);
-                    // SAFETY: the module's fo_ioctl for its own file.
-                    let f: extern "C" fn(u64, u64, u64, u64, u64) -> i32 =
-                        unsafe { std::mem::transmute(f) };
-                    f(fp, u64::from(cmd), buf, 0, td)
+                    // The module's fo_ioctl for its own file.
+                    crate::kstack::call_int(f, &[fp, u64::from(cmd), buf, 0, td])
                 }
                 _ => libc::ENOTTY,
             };
@@ -183,28 +178,33 @@ impl Transport for Harness {
         }
         let _e = Entry::new();
         let td = kernel::curthread();
-        let mut addr = 0u64;
+        // kern_mmap's `addr` lives in kernel memory.
+        let addr = mem::kalloc(8, "mmap addr");
         let size = (len as u64).div_ceil(4096) * 4096;
         hold(fp);
-        // SAFETY: the module's fo_mmap with kern_mmap's arguments.
-        let f: extern "C" fn(u64, u64, *mut u64, u64, u8, u8, i32, i64, u64) -> i32 =
-            unsafe { std::mem::transmute(f) };
-        let r = f(
-            fp,
-            kernel::curmap(),
-            &mut addr,
-            size,
-            prot as u8,
-            7,
-            flags,
-            off,
-            td,
+        // The module's fo_mmap with kern_mmap's arguments.
+        let r = crate::kstack::call_int(
+            f,
+            &[
+                fp,
+                kernel::curmap(),
+                addr,
+                size,
+                u64::from(prot as u8),
+                7,
+                u64::from(flags as u32),
+                off as u64,
+                td,
+            ],
         );
+        // SAFETY: the arena word allocated above.
+        let at = unsafe { (addr as *const u64).read() };
+        mem::kfree(addr);
         kernel::fdrop(fp, td);
         if r != 0 {
             return Err(io::Error::from_raw_os_error(host_errno(r)));
         }
-        Ok(addr as *mut u8)
+        Ok(at as *mut u8)
     }
 
     unsafe fn munmap(&self, addr: *mut u8, len: usize) {
