@@ -223,7 +223,7 @@ pub unsafe extern "C" fn kvmport_modevent(
         kpi::MOD_LOAD => load(),
         kpi::MOD_UNLOAD => unload(),
         kpi::MOD_QUIESCE => {
-            if OPEN.load(Ordering::Acquire) != 0 {
+            if busy() {
                 kpi::EBUSY
             } else {
                 0
@@ -234,11 +234,22 @@ pub unsafe extern "C" fn kvmport_modevent(
     }
 }
 
+/// Whether a file or a user mapping still uses the module (after releasing the mappings that
+/// are gone).
+fn busy() -> bool {
+    let mapped = maps::reap();
+    OPEN.load(Ordering::Acquire) != 0 || mapped != 0
+}
+
 fn load() -> c_int {
+    if let Err(e) = maps::init() {
+        return to_freebsd(e);
+    }
     let sys = match System::<P>::new(FreeBsdOs) {
         Ok(s) => s,
         Err(e) => {
             log_args(format_args!("kvmport: backend unavailable: {e}"));
+            maps::fini();
             return to_freebsd(e);
         }
     };
@@ -262,6 +273,7 @@ fn load() -> c_int {
     };
     if r != 0 {
         drop_system();
+        maps::fini();
         return r;
     }
     log_args(format_args!("kvmport: /dev/kvm ready"));
@@ -277,7 +289,7 @@ fn drop_system() {
 }
 
 fn unload() -> c_int {
-    if OPEN.load(Ordering::Acquire) != 0 {
+    if busy() {
         return kpi::EBUSY;
     }
     crate::linux::unregister();
@@ -287,6 +299,7 @@ fn unload() -> c_int {
         unsafe { kpi::destroy_dev(dev) };
     }
     drop_system();
+    maps::fini();
     let (pages, held) = crate::os::live_pages();
     #[cfg(target_os = "none")]
     let allocs = crate::rt::live_allocs();
@@ -318,6 +331,7 @@ unsafe extern "C" fn kvm_open(
     _td: *mut kpi::thread,
 ) -> c_int {
     crate::linux::try_register();
+    maps::reap();
     // SAFETY: a non-zero-sized layout.
     let p = unsafe { alloc::alloc::alloc(core::alloc::Layout::new::<OpenState>()) };
     if p.is_null() {
@@ -530,13 +544,17 @@ unsafe extern "C" fn vcpu_close(fp: *mut kpi::file, _td: *mut kpi::thread) -> c_
     // SAFETY: as in `vm_close`.
     unsafe { release_vcpu(file_data(fp)) };
     OPEN.fetch_sub(1, Ordering::AcqRel);
+    maps::reap();
     0
 }
 
 /// `mmap(vcpu_fd)`: maps the vCPU's pages (`kvm_run`, PIO data, coalesced MMIO) through an
 /// OBJT_SG object over their physical addresses. The object is exactly as large as those
 /// pages; a mapping may extend beyond it, where an access faults with SIGBUS (`vm_fault`:
-/// a page index beyond the object's size is out of bounds), as on Linux.
+/// a page index beyond the object's size is out of bounds), as on Linux. The SG pager has no
+/// destructor to tell us when the mapping is gone, so the vCPU's pages are kept alive by
+/// [`maps`]: a reference on the vCPU file and on the SG list, released once the list's
+/// reference count shows that the VM object (and so every mapping) is gone.
 #[allow(clippy::too_many_arguments, reason = "the fo_mmap_t signature")]
 unsafe extern "C" fn vcpu_mmap(
     fp: *mut kpi::file,
@@ -553,6 +571,7 @@ unsafe extern "C" fn vcpu_mmap(
     const PAGE: usize = kvmport_core::os::PAGE_SIZE;
     // SAFETY: the file holds this reference until fo_close; the mmap syscall holds the file.
     let file = unsafe { KArc::<VcpuFile<P>>::borrow_raw(file_data(fp)) };
+    maps::reap();
     let ok = usize::try_from(foff)
         .ok()
         .and_then(|off| off.checked_add(size))
@@ -580,9 +599,24 @@ unsafe extern "C" fn vcpu_mmap(
             return kpi::ENOMEM;
         }
     }
-    // SAFETY: the SG pager takes its own reference on `sg`; ours is dropped right after.
+    // A reference on the vCPU file for the keep-alive record, and room for the record.
+    // SAFETY: the file's reference stays owned by the file; the clone is a new one.
+    let keep =
+        ManuallyDrop::new(unsafe { KArc::<VcpuFile<P>>::from_raw(file_data(fp)) }).try_clone();
+    let Ok(keep) = keep else {
+        // SAFETY: ours, not yet given away.
+        unsafe { kpi::sglist_free(sg) };
+        return kpi::ENOMEM;
+    };
+    let Some(slot) = maps::reserve() else {
+        // SAFETY: as above.
+        unsafe { kpi::sglist_free(sg) };
+        drop(keep);
+        return kpi::ENOMEM;
+    };
+    // SAFETY: the SG pager takes its own reference on `sg`; ours stays for the record.
     let obj = unsafe {
-        let obj = kpi::vm_pager_allocate(
+        kpi::vm_pager_allocate(
             kpi::OBJT_SG,
             sg.cast(),
             // CAST: a handful of pages.
@@ -590,11 +624,12 @@ unsafe extern "C" fn vcpu_mmap(
             prot,
             0,
             core::ptr::null_mut(),
-        );
-        kpi::sglist_free(sg);
-        obj
+        )
     };
     if obj.is_null() {
+        // SAFETY: as above.
+        unsafe { kpi::sglist_free(sg) };
+        drop(keep);
         return kpi::EINVAL;
     }
     // SAFETY: maps our referenced object into the caller's map; on failure the reference
@@ -602,10 +637,134 @@ unsafe extern "C" fn vcpu_mmap(
     let r =
         unsafe { kpi::vm_mmap_object(map, addr, size, prot, cap_maxprot, flags, obj, foff, 0, td) };
     if r != 0 {
-        // SAFETY: as above.
-        unsafe { kpi::vm_object_deallocate(obj) };
+        // SAFETY: as above; then our list reference.
+        unsafe {
+            kpi::vm_object_deallocate(obj);
+            kpi::sglist_free(sg);
+        }
+        drop(keep);
+        return r;
     }
-    r
+    slot.fill(sg, KArc::into_raw(keep));
+    0
+}
+
+/// Keep-alive records of vCPU mappings: (our reference on the mapping's SG list, a vCPU file
+/// reference). `struct sglist` is public (`sys/sglist.h`): `sg_refs` counts our reference and
+/// the SG pager object's; at 1 the object, and so every mapping, is gone.
+mod maps {
+    use super::*;
+    use crate::os::{KLock, SxKind};
+    use kvmport_core::os::Lock;
+
+    /// One record.
+    struct Mapped {
+        sg: *mut kpi::sglist,
+        file: *const (),
+    }
+
+    // SAFETY: the pointers are kernel objects usable from any thread.
+    unsafe impl Send for Mapped {}
+
+    type List = KLock<alloc::vec::Vec<Mapped>, SxKind>;
+
+    /// The list (allocated at load, freed at unload).
+    static LIST: AtomicPtr<List> = AtomicPtr::new(core::ptr::null_mut());
+
+    /// Creates the list. Module load.
+    pub fn init() -> Result<(), Errno> {
+        let list = List::new(alloc::vec::Vec::new())?;
+        let layout = core::alloc::Layout::new::<List>();
+        // SAFETY: a non-zero-sized layout.
+        let p = unsafe { alloc::alloc::alloc(layout) }.cast::<List>();
+        if p.is_null() {
+            return Err(Errno::ENOMEM);
+        }
+        // SAFETY: fresh memory for one List.
+        unsafe { p.write(list) };
+        LIST.store(p, Ordering::Release);
+        Ok(())
+    }
+
+    /// Frees the list (unload, after `reap` found it empty).
+    pub fn fini() {
+        let p = LIST.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        if !p.is_null() {
+            // SAFETY: from `init`; nothing else uses it after unload started.
+            unsafe {
+                p.drop_in_place();
+                alloc::alloc::dealloc(p.cast(), core::alloc::Layout::new::<List>());
+            }
+        }
+    }
+
+    fn refs(sg: *mut kpi::sglist) -> u32 {
+        // SAFETY: `sg_refs` of a live list we hold a reference on; updated atomically.
+        unsafe {
+            (*sg.cast::<u8>()
+                .add(kpi::SGLIST_REFS_OFFSET)
+                .cast::<core::sync::atomic::AtomicU32>())
+            .load(Ordering::Acquire)
+        }
+    }
+
+    /// Releases the records whose mappings are gone; returns how many remain.
+    pub fn reap() -> usize {
+        let p = LIST.load(Ordering::Acquire);
+        if p.is_null() {
+            return 0;
+        }
+        // SAFETY: the list lives from load to unload.
+        let list = unsafe { &*p };
+        let mut g = list.lock();
+        g.retain(|m| {
+            if refs(m.sg) > 1 {
+                return true;
+            }
+            // SAFETY: our references, released once.
+            unsafe {
+                kpi::sglist_free(m.sg);
+                release_vcpu(m.file);
+            }
+            false
+        });
+        if g.is_empty() {
+            // Frees the record storage (no allocation for an empty vector).
+            g.shrink_to_fit();
+        }
+        g.len()
+    }
+
+    /// Room for one record, reserved before the mapping is made so that recording it cannot
+    /// fail afterwards.
+    pub struct Slot(&'static List);
+
+    /// Reserves a record, or `None` on allocation failure.
+    pub fn reserve() -> Option<Slot> {
+        let p = LIST.load(Ordering::Acquire);
+        if p.is_null() {
+            return None;
+        }
+        // SAFETY: the list lives from load to unload.
+        let list: &'static List = unsafe { &*p };
+        list.lock().try_reserve(1).ok()?;
+        Some(Slot(list))
+    }
+
+    impl Slot {
+        /// Records a mapping's references.
+        pub fn fill(self, sg: *mut kpi::sglist, file: *const ()) {
+            let mut g = self.0.lock();
+            if g.len() == g.capacity() {
+                // Another mapping took the reserved room meanwhile: keep the references
+                // rather than free pages a mapping shows (never expected: each mapping
+                // reserves its own room and only `fill` pushes).
+                log_args(format_args!("kvmport: vCPU mapping record lost"));
+                return;
+            }
+            g.push(Mapped { sg, file });
+        }
+    }
 }
 
 unsafe extern "C" fn no_mmap(

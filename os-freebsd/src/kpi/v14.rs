@@ -375,6 +375,9 @@ pub struct timespec {
 // ----------------------------------------------------------------- VM
 
 pub const OBJT_SG: u8 = 6;
+/// Offset of `sg_refs` (`u_int`, updated by `refcount(9)`) in the public `struct sglist`
+/// (`sys/sglist.h`: `sg_segs`, `sg_refs`, `sg_nseg`, `sg_maxseg`).
+pub const SGLIST_REFS_OFFSET: usize = 8;
 pub const VM_PROT_READ: u8 = 0x01;
 pub const VM_PROT_WRITE: u8 = 0x02;
 /// Offset of `phys_addr` in `struct vm_page` (*verify*).

@@ -854,8 +854,15 @@ extern "C" fn nanouptime(ts: u64) {
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, ts as *mut libc::timespec) };
 }
 
+/// Mirrors an sglist's reference count into its public `sg_refs` field (offset 8).
+fn sg_set_refs(sg: u64, refs: usize) {
+    // SAFETY: the sglist blob made by sglist_alloc.
+    unsafe { ((sg + 8) as *mut u32).write(refs as u32) };
+}
+
 extern "C" fn sglist_alloc(nsegs: i32, _flags: i32) -> u64 {
     let sg = mem::kalloc(32, "sglist");
+    sg_set_refs(sg, 1);
     k(|k| {
         k.sglists.insert(
             sg,
@@ -886,6 +893,7 @@ fn sglist_rele(sg: u64) {
     let gone = k(|k| match k.sglists.get_mut(&sg) {
         Some(e) => {
             e.refs -= 1;
+            sg_set_refs(sg, e.refs);
             if e.refs == 0 {
                 k.sglists.remove(&sg);
                 true
@@ -938,6 +946,7 @@ extern "C" fn vm_pager_allocate(
     k(|k| {
         if let Some(e) = k.sglists.get_mut(&handle) {
             e.refs += 1;
+            sg_set_refs(handle, e.refs);
         }
         k.objects.insert(obj, (handle, size as u64, 1));
     });

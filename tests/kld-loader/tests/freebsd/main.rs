@@ -50,6 +50,8 @@ fn run_forked(case: &Case, ctx: &Ctx, baseline: &BTreeMap<String, usize>) -> (Ou
     if pid == 0 {
         drop(rd);
         let r = (case.run)(ctx);
+        // Let the module release what it defers (vCPU mapping records) before counting.
+        let _ = module_event(3);
         let problems = kernel::k(|k| std::mem::take(&mut k.problems));
         let now = kernel::outstanding();
         let mut leaks = Vec::new();
@@ -315,6 +317,44 @@ fn case_unload_busy(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
+/// Sends a module event (MOD_QUIESCE = 3, MOD_UNLOAD = 1) to the module's handler.
+fn module_event(what: i32) -> i32 {
+    let (moddata, module) = module_ids();
+    let _e = kernel::Entry::new();
+    // SAFETY: the module's moduledata: evhand @8.
+    let f = unsafe { ((moddata + 8) as *const u64).read() };
+    kstack::call_int(f, &[module, what as u64, 0])
+}
+
+/// A vCPU mapping outlives every fd: the module stays busy (its pages alive and readable)
+/// until the mapping goes.
+fn case_mapping_outlives_fds(ctx: &Ctx) -> CaseResult {
+    let (kvm, vm, vcpu) = ctx.vcpu()?;
+    let size = kvm.vcpu_mmap_size().map_err(|e| e.to_string())?;
+    let map = kvmport_client::RunMap::map(vcpu.fd().raw(), size).map_err(|e| e.to_string())?;
+    drop((vcpu, vm, kvm));
+    if module_event(3) != libc::EBUSY {
+        return Err("MOD_QUIESCE with a live vCPU mapping and no fd: not EBUSY".into());
+    }
+    let before = kernel::outstanding();
+    let bytes = map.read_bytes(0, size);
+    if bytes.len() != size {
+        return Err("the mapping could not be read".into());
+    }
+    drop(map);
+    let r = module_event(3);
+    if r != 0 {
+        return Err(format!("MOD_QUIESCE after munmap: {r}, want 0"));
+    }
+    let after = kernel::outstanding();
+    if after.get("kmem page") >= before.get("kmem page") {
+        return Err(format!(
+            "the vCPU's pages were not released: {before:?} -> {after:?}"
+        ));
+    }
+    Ok(())
+}
+
 static MODIDS: std::sync::Mutex<(u64, u64)> = std::sync::Mutex::new((0, 0));
 fn module_ids() -> (u64, u64) {
     *MODIDS.lock().unwrap()
@@ -335,6 +375,11 @@ const FREEBSD_CASES: &[Case] = &[
         name: "freebsd.linux_handler.absent",
         guest: false,
         run: case_linux_absent,
+    },
+    Case {
+        name: "freebsd.mmap_outlives_fds",
+        guest: false,
+        run: case_mapping_outlives_fds,
     },
     Case {
         name: "freebsd.unload_busy",
