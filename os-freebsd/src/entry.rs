@@ -666,14 +666,23 @@ mod maps {
     // SAFETY: the pointers are kernel objects usable from any thread.
     unsafe impl Send for Mapped {}
 
-    type List = KLock<alloc::vec::Vec<Mapped>, SxKind>;
+    /// The records and the number of reserved, not yet filled, places.
+    struct Records {
+        list: alloc::vec::Vec<Mapped>,
+        reserved: usize,
+    }
+
+    type List = KLock<Records, SxKind>;
 
     /// The list (allocated at load, freed at unload).
     static LIST: AtomicPtr<List> = AtomicPtr::new(core::ptr::null_mut());
 
     /// Creates the list. Module load.
     pub fn init() -> Result<(), Errno> {
-        let list = List::new(alloc::vec::Vec::new())?;
+        let list = List::new(Records {
+            list: alloc::vec::Vec::new(),
+            reserved: 0,
+        })?;
         let layout = core::alloc::Layout::new::<List>();
         // SAFETY: a non-zero-sized layout.
         let p = unsafe { alloc::alloc::alloc(layout) }.cast::<List>();
@@ -708,16 +717,19 @@ mod maps {
         }
     }
 
-    /// Releases the records whose mappings are gone; returns how many remain.
-    pub fn reap() -> usize {
+    fn list() -> Option<&'static List> {
         let p = LIST.load(Ordering::Acquire);
-        if p.is_null() {
-            return 0;
-        }
-        // SAFETY: the list lives from load to unload.
-        let list = unsafe { &*p };
+        // SAFETY: the list lives from load to unload, and no file operation runs after
+        // unload started (it is refused while any is possible).
+        (!p.is_null()).then(|| unsafe { &*p })
+    }
+
+    /// Releases the records whose mappings are gone; returns how many mappings (and
+    /// reservations) remain.
+    pub fn reap() -> usize {
+        let Some(list) = list() else { return 0 };
         let mut g = list.lock();
-        g.retain(|m| {
+        g.list.retain(|m| {
             if refs(m.sg) > 1 {
                 return true;
             }
@@ -728,41 +740,43 @@ mod maps {
             }
             false
         });
-        if g.is_empty() {
+        if g.list.is_empty() && g.reserved == 0 {
             // Frees the record storage (no allocation for an empty vector).
-            g.shrink_to_fit();
+            g.list.shrink_to_fit();
         }
-        g.len()
+        g.list.len() + g.reserved
     }
 
-    /// Room for one record, reserved before the mapping is made so that recording it cannot
-    /// fail afterwards.
+    /// A place for one record, reserved before the mapping is made so that recording it
+    /// cannot fail afterwards. Dropping it unfilled gives the place back.
     pub struct Slot(&'static List);
 
-    /// Reserves a record, or `None` on allocation failure.
+    /// Reserves a place, or `None` on allocation failure.
     pub fn reserve() -> Option<Slot> {
-        let p = LIST.load(Ordering::Acquire);
-        if p.is_null() {
-            return None;
-        }
-        // SAFETY: the list lives from load to unload.
-        let list: &'static List = unsafe { &*p };
-        list.lock().try_reserve(1).ok()?;
+        let list = list()?;
+        let mut g = list.lock();
+        let want = g.reserved.checked_add(1)?;
+        g.list.try_reserve(want).ok()?;
+        g.reserved = want;
         Some(Slot(list))
     }
 
     impl Slot {
-        /// Records a mapping's references.
+        /// Records a mapping's references in the reserved place.
         pub fn fill(self, sg: *mut kpi::sglist, file: *const ()) {
+            let list = self.0;
+            core::mem::forget(self);
+            let mut g = list.lock();
+            g.reserved = g.reserved.saturating_sub(1);
+            // INVARIANT: capacity >= len + reserved places, so this push does not allocate.
+            g.list.push(Mapped { sg, file });
+        }
+    }
+
+    impl Drop for Slot {
+        fn drop(&mut self) {
             let mut g = self.0.lock();
-            if g.len() == g.capacity() {
-                // Another mapping took the reserved room meanwhile: keep the references
-                // rather than free pages a mapping shows (never expected: each mapping
-                // reserves its own room and only `fill` pushes).
-                log_args(format_args!("kvmport: vCPU mapping record lost"));
-                return;
-            }
-            g.push(Mapped { sg, file });
+            g.reserved = g.reserved.saturating_sub(1);
         }
     }
 }
