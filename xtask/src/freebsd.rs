@@ -1,5 +1,6 @@
 //! `cargo xtask freebsd`: builds `kvmport.ko` for FreeBSD 14 amd64, checks it against
-//! `link_elf_obj`'s rules and runs the user-space loader harness (docs/freebsd.md).
+//! `link_elf_obj`'s rules and runs the user-space loader harness (docs/freebsd.md; the
+//! harness needs a Linux x86-64 host).
 //!
 //! The crate (kvmport-os-freebsd with the core and the x86 backend) is compiled like the
 //! Linux module's Rust object (`-Zbuild-std`, one fat-LTO object) with the flags FreeBSD's
@@ -139,8 +140,22 @@ pub fn check_ko(ko: &std::path::Path) -> Result {
     }
 }
 
-/// Runs the loader harness on `ko` and requires its final line to show no failure and no leak.
+/// Runs the loader's rule tests, then the loader harness on `ko`, and requires the harness's
+/// final line to show no failure and no leak.
 fn harness(ko: &std::path::Path) -> Result {
+    step(
+        "loader rule tests (cargo test -p kvmport-kld-loader --test rules)",
+        || {
+            run(cargo().current_dir(workspace_root()).args([
+                "test",
+                "--quiet",
+                "-p",
+                "kvmport-kld-loader",
+                "--test",
+                "rules",
+            ]))
+        },
+    )?;
     let mut line = String::new();
     step(
         "loader harness (cargo test -p kvmport-kld-loader --test freebsd)",
