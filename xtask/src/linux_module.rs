@@ -96,7 +96,7 @@ pub fn build(kver: &str) -> Result<PathBuf> {
     step("kbuild", || {
         let lib = cargo_dir.join("x86_64-unknown-none/kernel/libkvmport_os_linux.a");
         fs::create_dir_all(&kdir).map_err(|e| format!("{}: {e}", kdir.display()))?;
-        let obj = extract_crate_object(&lib, &kdir)?;
+        let obj = extract_crate_object(&lib, &kdir, "kvmport_os_linux")?;
         fs::copy(&obj, kdir.join("kvmport_rs.o_shipped")).map_err(|e| e.to_string())?;
         // modpost wants a .cmd file per object, even a prebuilt one.
         fs::write(
@@ -136,13 +136,14 @@ pub fn build(kver: &str) -> Result<PathBuf> {
     Ok(ko)
 }
 
-/// Extracts the LTO'd crate object (everything but compiler_builtins) from the staticlib.
-fn extract_crate_object(lib: &Path, dir: &Path) -> Result<PathBuf> {
+/// Extracts the LTO'd crate object `<prefix>*.o` (everything but compiler_builtins) from the
+/// staticlib.
+pub(crate) fn extract_crate_object(lib: &Path, dir: &Path, prefix: &str) -> Result<PathBuf> {
     let list = crate::output(Command::new("ar").arg("t").arg(lib))?;
     let name = list
         .lines()
-        .find(|n| n.starts_with("kvmport_os_linux") && n.ends_with(".o"))
-        .ok_or_else(|| format!("no kvmport_os_linux object in {}", lib.display()))?
+        .find(|n| n.starts_with(prefix) && n.ends_with(".o"))
+        .ok_or_else(|| format!("no {prefix} object in {}", lib.display()))?
         .to_string();
     run(Command::new("ar")
         .current_dir(dir)

@@ -6,6 +6,8 @@
 //! - `build-targets`: builds every kernel-side crate for the target it runs on, and type-checks
 //!   the client crate for FreeBSD and illumos.
 //! - `linux-module [KVER]`: builds `kvmport.ko` for Debian's 6.12 kernel (see docs/linux.md).
+//! - `freebsd`: builds `kvmport.ko` for FreeBSD 14, checks it against the kernel linker's rules
+//!   and runs the user-space loader harness (see docs/freebsd.md).
 //! - `hostsuite`: runs the conformance suite against this machine's `/dev/kvm` and checks its
 //!   failures against the host module's documented differences.
 //! - `vmtest`: boots Debian's 6.12 kernel under QEMU/TCG with an AMD SVM CPU, loads kvm_amd
@@ -17,6 +19,7 @@
 
 mod bench;
 mod cpio;
+mod freebsd;
 mod linux_module;
 mod suite;
 mod vmtest;
@@ -67,9 +70,10 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(&args[1..]),
         Some("hostsuite") => suite::host_suite(),
         Some("linux-module") => linux_module::run_cmd(&args[1..]),
+        Some("freebsd") => freebsd::run_cmd(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|vmtest [--help]|bench [--help]>"
+                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|freebsd|vmtest [--help]|bench [--help]>"
             );
             return ExitCode::from(2);
         }
@@ -261,19 +265,25 @@ fn test() -> Result {
         run_tests(&mut cmd, &mut host)
     })?;
     build_targets()?;
-    step("cargo clippy (os-linux on the kernel target)", || {
-        run(cargo().args([
-            "clippy",
-            "--quiet",
-            "-p",
-            "kvmport-os-linux",
-            "--target",
-            "x86_64-unknown-none",
-            "--",
-            "-D",
-            "warnings",
-        ]))
-    })?;
+    for krate in ["kvmport-os-linux", "kvmport-os-freebsd"] {
+        step(
+            &format!("cargo clippy ({krate} on the kernel target)"),
+            || {
+                run(cargo().args([
+                    "clippy",
+                    "--quiet",
+                    "-p",
+                    krate,
+                    "--target",
+                    "x86_64-unknown-none",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))
+            },
+        )?;
+    }
+    freebsd::run_cmd(&[])?;
     suite::host_suite()?;
     let vm_args = ["--kvmport", "--smp", "2", "--fuzz", "60"];
     vmtest::run(&vm_args.map(String::from))?;

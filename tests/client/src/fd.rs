@@ -115,9 +115,11 @@ impl Fd {
         self.fd.as_raw_fd()
     }
 
-    /// Unwraps the owned descriptor.
+    /// Unwraps the owned descriptor (a [`sys::Transport`] is not told of its close).
     pub fn into_owned(self) -> OwnedFd {
-        self.fd
+        let me = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `me` is never dropped, so the descriptor is moved out exactly once.
+        unsafe { std::ptr::read(&me.fd) }
     }
 
     /// Issues `cmd` (a Linux command number) with argument `arg`, by this OS's rule
@@ -222,6 +224,14 @@ impl Fd {
     /// [`Fd::ioctl_buf_at`] with the argument at the start of `buf`.
     pub fn ioctl_buf(&self, cmd: u32, buf: &mut GuardedBuf) -> Result<i64, Errno> {
         self.ioctl_buf_at(cmd, buf, 0)
+    }
+}
+
+impl Drop for Fd {
+    fn drop(&mut self) {
+        if let Some(t) = sys::transport() {
+            t.close(self.raw());
+        }
     }
 }
 

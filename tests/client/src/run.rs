@@ -44,18 +44,14 @@ impl RunMap {
     pub fn map(fd: i32, len: usize) -> io::Result<RunMap> {
         // SAFETY: a new shared mapping at an address the kernel picks; it aliases no Rust object.
         let p = unsafe {
-            libc::mmap(
-                core::ptr::null_mut(),
+            crate::sys::mmap(
+                fd,
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                fd,
                 0,
-            )
+            )?
         };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
         // INVARIANT: the mapping was just created for this value.
         Ok(RunMap { ptr, len })
@@ -175,6 +171,6 @@ impl RunMap {
 impl Drop for RunMap {
     fn drop(&mut self) {
         // SAFETY: the mapping is owned by this value and nothing refers to it any more.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        unsafe { crate::sys::munmap(self.ptr.as_ptr(), self.len) };
     }
 }

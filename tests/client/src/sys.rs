@@ -11,10 +11,128 @@
 //!   `>= 0`, else minus a *Linux* error number, which [`errno_from_linux`] translates.
 //!
 //! The wrapper's layout and number are defined on every OS so that they can be checked
-//! everywhere; only FreeBSD uses them.
+//! everywhere; only FreeBSD uses them, and so does a [`Transport`]: a stand-in for the kernel's
+//! `open`/`ioctl`/`mmap`/`close` on KVM files (the FreeBSD loader harness runs `kvmport.ko` in
+//! user space and serves the client through one). With a transport installed, every command
+//! takes the FreeBSD path through it, whatever the host OS.
 
 use crate::errno::Errno;
-use std::os::fd::RawFd;
+use std::io;
+use std::os::fd::{OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The system calls on KVM files, served by something other than this process's kernel
+/// (the FreeBSD loader harness). It behaves as FreeBSD's system calls would.
+pub trait Transport: Sync {
+    /// `open(path, O_RDWR | O_CLOEXEC)`: a new descriptor the transport owns the meaning of.
+    fn open(&self, path: &Path) -> io::Result<OwnedFd>;
+
+    /// FreeBSD `ioctl(fd, cmd, arg)` with a BSD-encoded `cmd`: the transport copies the
+    /// argument in and out by the command's direction and size bits, as `sys_ioctl` does.
+    ///
+    /// # Safety
+    /// `arg` must be valid for the accesses `cmd`'s encoding implies.
+    unsafe fn ioctl(&self, fd: RawFd, cmd: u32, arg: *mut u8) -> Result<(), Errno>;
+
+    /// `mmap(NULL, len, prot, flags, fd, off)`.
+    ///
+    /// # Safety
+    /// As `mmap(2)`: the new mapping must not alias anything the caller relies on.
+    unsafe fn mmap(
+        &self,
+        fd: RawFd,
+        len: usize,
+        prot: i32,
+        flags: i32,
+        off: i64,
+    ) -> io::Result<*mut u8>;
+
+    /// `munmap(addr, len)` of a mapping made by [`Transport::mmap`].
+    ///
+    /// # Safety
+    /// As `munmap(2)`: nothing may use the mapping afterwards.
+    unsafe fn munmap(&self, addr: *mut u8, len: usize);
+
+    /// The descriptor `fd` is being closed (called before the process's own `close`).
+    fn close(&self, fd: RawFd);
+}
+
+static TRANSPORT: OnceLock<&'static dyn Transport> = OnceLock::new();
+
+/// Installs `t` for the rest of the process (and its forked children). Returns `false` if a
+/// transport was already installed.
+pub fn set_transport(t: &'static dyn Transport) -> bool {
+    TRANSPORT.set(t).is_ok()
+}
+
+/// The installed transport, if any.
+pub fn transport() -> Option<&'static dyn Transport> {
+    TRANSPORT.get().copied()
+}
+
+/// Issues `linux_cmd` inside the wrapper command: `issue` performs the FreeBSD `ioctl(fd,
+/// KVMPORT_IOCTL, req)`; the Linux result comes back in `req.ret`.
+fn wrapped(
+    linux_cmd: u32,
+    arg: u64,
+    issue: impl FnOnce(*mut KvmportIoctl) -> Result<(), Errno>,
+) -> Result<i64, Errno> {
+    let mut req = KvmportIoctl {
+        linux_cmd,
+        pad: 0,
+        arg,
+        ret: 0,
+    };
+    issue(&mut req)?;
+    if req.ret < 0 {
+        // CAST: -ret is a Linux error number in 1..=4095.
+        Err(errno_from_linux(req.ret.unsigned_abs() as i32))
+    } else {
+        Ok(req.ret)
+    }
+}
+
+/// `munmap(addr, len)` of a mapping from [`mmap`], through the transport if one is installed.
+///
+/// # Safety
+/// As `munmap(2)`.
+pub unsafe fn munmap(addr: *mut u8, len: usize) {
+    if let Some(t) = transport() {
+        // SAFETY: forwarded to the caller.
+        return unsafe { t.munmap(addr, len) };
+    }
+    // SAFETY: forwarded to the caller.
+    unsafe { libc::munmap(addr.cast(), len) };
+}
+
+/// `mmap(NULL, len, prot, flags, fd, off)` of a KVM file, through the transport if one is
+/// installed.
+///
+/// # Safety
+/// As `mmap(2)`.
+pub unsafe fn mmap(fd: RawFd, len: usize, prot: i32, flags: i32, off: i64) -> io::Result<*mut u8> {
+    if let Some(t) = transport() {
+        // SAFETY: forwarded to the caller.
+        return unsafe { t.mmap(fd, len, prot, flags, off) };
+    }
+    // SAFETY: forwarded to the caller.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot,
+            flags,
+            fd,
+            off as libc::off_t,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(p.cast())
+    }
+}
 
 /// The argument of the FreeBSD wrapper ioctl [`KVMPORT_IOCTL`]: one Linux KVM command.
 ///
@@ -83,6 +201,13 @@ cfg_if::cfg_if! {
         /// stored where `arg` points), that memory must be valid for the accesses the command
         /// makes, or be inaccessible so that the access fails with `EFAULT`.
         pub unsafe fn ioctl(fd: RawFd, linux_cmd: u32, arg: u64) -> Result<i64, Errno> {
+            if let Some(t) = transport() {
+                // SAFETY: the transport copies exactly the 24-byte request in and out; what
+                // the driver does through `arg` is covered by the caller's guarantee.
+                return wrapped(linux_cmd, arg, |req| unsafe {
+                    t.ioctl(fd, KVMPORT_IOCTL, req.cast())
+                });
+            }
             // CAST: the request type is `c_ulong` or `c_int` depending on the libc; the kernel
             // takes the low 32 bits either way.
             // SAFETY: the caller guarantees that `arg` is harmless for `linux_cmd`; `fd` is
@@ -98,21 +223,20 @@ cfg_if::cfg_if! {
         /// stored where `arg` points), that memory must be valid for the accesses the command
         /// makes, or be inaccessible so that the access fails with `EFAULT`.
         pub unsafe fn ioctl(fd: RawFd, linux_cmd: u32, arg: u64) -> Result<i64, Errno> {
-            let mut req = KvmportIoctl { linux_cmd, pad: 0, arg, ret: 0 };
-            // SAFETY: `req` is a live, writable `KvmportIoctl`, which is all the wrapper
-            // command itself reads and writes; what the driver does through `arg` is covered
-            // by the caller's guarantee.
-            let r = unsafe {
-                libc::ioctl(fd, libc::c_ulong::from(KVMPORT_IOCTL), &mut req as *mut KvmportIoctl)
-            };
-            if r < 0 {
-                Err(Errno::last())
-            } else if req.ret < 0 {
-                // CAST: -ret is a Linux error number in 1..=4095.
-                Err(errno_from_linux(req.ret.unsigned_abs() as i32))
-            } else {
-                Ok(req.ret)
-            }
+            wrapped(linux_cmd, arg, |req| {
+                // SAFETY: `req` is a live, writable `KvmportIoctl`, which is all the wrapper
+                // command itself reads and writes (or the transport's, which does the same);
+                // what the driver does through `arg` is covered by the caller's guarantee.
+                unsafe {
+                    if let Some(t) = transport() {
+                        return t.ioctl(fd, KVMPORT_IOCTL, req.cast());
+                    }
+                    if libc::ioctl(fd, libc::c_ulong::from(KVMPORT_IOCTL), req) < 0 {
+                        return Err(Errno::last());
+                    }
+                }
+                Ok(())
+            })
         }
     } else {
         compile_error!("kvmport-client supports Linux, FreeBSD and illumos");

@@ -118,6 +118,10 @@ impl Code {
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// Whether no byte was emitted yet.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// A segment covering 4 GiB from 0 with the given selector and type.

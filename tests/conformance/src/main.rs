@@ -19,10 +19,9 @@
 //! Inside the child the case also runs under `catch_unwind`, which catches panics in builds that
 //! unwind. `--no-fork` runs the cases in-process (for debuggers).
 
-mod cases;
 mod guard;
-mod guest;
-mod harness;
+
+use kvmport_conformance::{cases, harness};
 
 use harness::{Case, CaseResult, Ctx, SKIP};
 use std::io::Write;
@@ -282,7 +281,7 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check;
+    use kvmport_conformance::check;
 
     #[test]
     fn names_are_unique_and_dotted() {

@@ -397,20 +397,18 @@ fn mmap_beyond(ctx: &Ctx) -> CaseResult {
         // SAFETY: a new shared mapping at an address the kernel picks; it aliases no Rust
         // object and is only touched (in a child) and unmapped here.
         let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
+            kvmport_client::sys::mmap(
+                vcpu.fd().raw(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                vcpu.fd().raw(),
-                off as libc::off_t,
+                off as i64,
             )
         };
-        check!(
-            p != libc::MAP_FAILED,
-            "mmap offset {off:#x}: {}",
-            std::io::Error::last_os_error()
-        );
+        let p = match p {
+            Ok(p) => p.cast::<libc::c_void>(),
+            Err(e) => return Err(format!("mmap offset {off:#x}: {e}")),
+        };
         // SAFETY: the child only forks; the parent reaps it.
         let pid = unsafe { libc::fork() };
         if pid == 0 {
@@ -424,7 +422,7 @@ fn mmap_beyond(ctx: &Ctx) -> CaseResult {
         // SAFETY: reaps our child, then unmaps the mapping created above.
         unsafe {
             libc::waitpid(pid, &mut status, 0);
-            libc::munmap(p, len);
+            kvmport_client::sys::munmap(p.cast(), len);
         }
         let sig = libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
         check_eq!(
