@@ -570,20 +570,23 @@ impl Os for FreeBsdOs {
         if proc_.is_null() || !self.user_range_ok(addr, 1) {
             return Err(Errno::EFAULT);
         }
-        // SAFETY: `p_vmspace` of the current process (see kpi::P_VMSPACE_OFFSET); the
-        // vmspace's first member is its `struct vm_map`.
-        let map = unsafe {
-            proc_
-                .cast::<u8>()
-                .add(kpi::P_VMSPACE_OFFSET)
-                .cast::<*mut kpi::vm_map>()
-                .read()
-        };
+        // SAFETY: a referenced vmspace of the current process, or NULL if it is exiting.
+        let vm = unsafe { kpi::vmspace_acquire_ref(proc_) };
+        if vm.is_null() {
+            return Err(Errno::EFAULT);
+        }
+        // The vmspace's first member is its `struct vm_map`.
+        let map = vm.cast::<kpi::vm_map>();
         let prot = kpi::VM_PROT_READ | if write { kpi::VM_PROT_WRITE } else { 0 };
         let mut m: *mut kpi::vm_page = core::ptr::null_mut();
         let base = (addr.0 as usize) & !(PAGE_SIZE - 1);
-        // SAFETY: holds at most one page of the current map into the local `m`.
-        let n = unsafe { kpi::vm_fault_quick_hold_pages(map, base, PAGE_SIZE, prot, &mut m, 1) };
+        // SAFETY: holds at most one page of the referenced map into the local `m`; then the
+        // vmspace reference is dropped (a held page stays valid on its own).
+        let n = unsafe {
+            let n = kpi::vm_fault_quick_hold_pages(map, base, PAGE_SIZE, prot, &mut m, 1);
+            kpi::vmspace_free(vm);
+            n
+        };
         let page = NonNull::new(m).filter(|_| n == 1).ok_or(Errno::EFAULT)?;
         // SAFETY: a held page's `phys_addr` is stable while held.
         let pa = unsafe {

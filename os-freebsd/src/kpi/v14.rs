@@ -23,16 +23,18 @@
 //!   (*verify*: `kern_sig.c`), `should_yield`, `maybe_yield`.
 //! - `sys/pcpu.h` (stable/14): `%gs:0` is `pc_curthread`; `pc_cpuid` is at offset 60 (after
 //!   five pointers, `pc_sched`, `pc_switchtime` and `pc_switchticks`).
-//! - `sys/proc.h`: `td_proc` is the second pointer of `struct thread` (offset 8);
-//!   `p_vmspace` and `td_retval` offsets derived from the field order and the KBI asserts
-//!   `kern_thread.c` keeps for stable branches (see [`P_VMSPACE_OFFSET`],
-//!   [`TD_RETVAL_OFFSET`]).
+//! - `sys/proc.h`: `td_proc` is the second pointer of `struct thread` (offset 8); the
+//!   `td_retval` offset derived from the field order and the KBI asserts `kern_thread.c`
+//!   keeps for stable branches (see [`TD_RETVAL_OFFSET`]). The process's address space comes
+//!   from `vmspace_acquire_ref`/`vmspace_free` (`vm/vm_extern.h`), whose `struct vmspace`
+//!   starts with its `struct vm_map` (`vm/vm_map.h`).
 //! - `sys/smp.h`: `smp_rendezvous`, `mp_maxid`, `mp_ncpus`; amd64 `ipi_cpu` with `IPI_AST` = 0
 //!   (`x86/include/apicvar.h`: the first bitmap IPI).
 //! - `sys/sglist.h`, `vm/vm_pager.h`, `vm/vm_extern.h`: `sglist_alloc`, `sglist_append_phys`,
 //!   `sglist_free`, `vm_pager_allocate(OBJT_SG, ...)` (`vm/vm.h`: `OBJT_SG` = 6),
 //!   `vm_mmap_object`, `vm_object_deallocate`, `vm_fault_quick_hold_pages`,
-//!   `vm_page_unhold_pages`; `vm/vm_page.h`: `phys_addr` at offset 48 of `struct vm_page`
+//!   `vm_page_unhold_pages`; `kmem_malloc`/`kmem_free` take and return `vm_offset_t` in 14
+//!   (declared here as pointers: the same register); `vm/vm_page.h`: `phys_addr` at offset 48 of `struct vm_page`
 //!   (after the 16-byte `plinks` union, `listq`, `object`, `pindex`; read in an older release,
 //!   *verify* for 14); `vm/vm_extern.h`: `kmem_malloc`/`kmem_free`; amd64 `pmap_kextract`.
 //! - `sys/eventfd.h`: `eventfd_get(struct file *)`, `eventfd_put`, `eventfd_signal` (the
@@ -349,10 +351,6 @@ pub const PC_CURTHREAD: usize = 0;
 pub const PC_CPUID: usize = 60;
 /// Offset of `td_proc` in `struct thread`.
 pub const TD_PROC_OFFSET: usize = 8;
-/// Offset of `p_vmspace` in `struct proc`: derived from the field order of `struct proc` in
-/// stable/14 `sys/sys/proc.h`, anchored on the KBI asserts of `kern_thread.c`
-/// (`p_pid` == 0xc4; walking forward from 0x208 lands exactly on `p_filemon` == 0x3c0).
-pub const P_VMSPACE_OFFSET: usize = 0x208;
 /// `IPI_AST` (amd64 bitmap IPI 0).
 pub const IPI_AST: c_uint = 0;
 /// `SIG_SETMASK` (`sys/signal.h`).
@@ -550,6 +548,8 @@ unsafe extern "C" {
         max: c_int,
     ) -> c_int;
     pub fn vm_page_unhold_pages(ma: *mut *mut vm_page, count: c_int);
+    pub fn vmspace_acquire_ref(p: *mut c_void) -> *mut c_void;
+    pub fn vmspace_free(vm: *mut c_void);
 
     // eventfd (`sys_eventfd.c`).
     pub fn eventfd_get(fp: *mut file) -> *mut eventfd;

@@ -21,8 +21,10 @@ const M_ZERO: i32 = 0x100;
 const M_VERSION: u64 = 2_020_110_501;
 const D_VERSION: i32 = 0x5c48_c353;
 const D_INIT: u32 = 0x8000_0000;
-/// `P_VMSPACE_OFFSET` and `TD_RETVAL_OFFSET` as the module declares them (kpi/v14.rs).
+/// Where the harness keeps a process's vmspace in its `struct proc` blob (its own choice: the
+/// module reaches the vmspace only through `vmspace_acquire_ref`).
 const P_VMSPACE_OFFSET: u64 = 0x208;
+/// `td_retval[0]`, as the module declares it (kpi/v14.rs).
 /// `td_retval[0]`.
 pub const TD_RETVAL_OFFSET: u64 = 0x448;
 
@@ -1124,6 +1126,25 @@ extern "C" fn vm_fault_quick_hold_pages(
     k(|k| k.held.insert(m, addr));
     1
 }
+static VMSPACE_REFS: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn vmspace_acquire_ref(p: u64) -> u64 {
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    if k(|k| k.procs.get(&pid).copied()) != Some(p) {
+        problem("vmspace_acquire_ref of a process that is not the caller's".into());
+        return 0;
+    }
+    VMSPACE_REFS.fetch_add(1, Ordering::Relaxed);
+    curmap()
+}
+
+extern "C" fn vmspace_free(vm: u64) {
+    if vm != curmap() || VMSPACE_REFS.fetch_sub(1, Ordering::Relaxed) == 0 {
+        problem("vmspace_free without a reference".into());
+    }
+}
+
 extern "C" fn vm_page_unhold_pages(ma: u64, n: i32) {
     for i in 0..n.max(0) as u64 {
         // SAFETY: the module's array of `n` page pointers.
@@ -1266,6 +1287,8 @@ pub fn resolve(name: &str) -> Option<Target> {
         "vm_mmap_object" => vm_mmap_object as *const () as u64,
         "vm_fault_quick_hold_pages" => vm_fault_quick_hold_pages as *const () as u64,
         "vm_page_unhold_pages" => vm_page_unhold_pages as *const () as u64,
+        "vmspace_acquire_ref" => vmspace_acquire_ref as *const () as u64,
+        "vmspace_free" => vmspace_free as *const () as u64,
         "linux_ioctl_register_handler" => linux_ioctl_register_handler as *const () as u64,
         "linux_ioctl_unregister_handler" => linux_ioctl_unregister_handler as *const () as u64,
         "module_register_init" => module_register_init as *const () as u64,
