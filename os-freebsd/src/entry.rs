@@ -103,14 +103,16 @@ static MD_VERSION: Rec<kpi::mod_metadata> = Rec(kpi::mod_metadata {
     md_cval: c"kvmport".as_ptr(),
 });
 
-#[used]
-#[unsafe(link_section = "set_modmetadata_set")]
+// The linker-set entries exist only in the kernel build: in a host build (clippy, `cargo test
+// --all-targets`) `#[used]` would keep every kernel import alive and the link would fail.
+#[cfg_attr(target_os = "none", used, unsafe(link_section = "set_modmetadata_set"))]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 static SET_MD_DEPEND: SetPtr<Rec<kpi::mod_metadata>> = SetPtr(&raw const MD_DEPEND);
-#[used]
-#[unsafe(link_section = "set_modmetadata_set")]
+#[cfg_attr(target_os = "none", used, unsafe(link_section = "set_modmetadata_set"))]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 static SET_MD_MODULE: SetPtr<Rec<kpi::mod_metadata>> = SetPtr(&raw const MD_MODULE);
-#[used]
-#[unsafe(link_section = "set_modmetadata_set")]
+#[cfg_attr(target_os = "none", used, unsafe(link_section = "set_modmetadata_set"))]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 static SET_MD_VERSION: SetPtr<Rec<kpi::mod_metadata>> = SetPtr(&raw const MD_VERSION);
 
 /// `MALLOC_DEFINE(M_KVMPORT, "kvmport", ...)`: the type every allocation of the module uses.
@@ -160,14 +162,14 @@ static SI_MODULE: KernelCell<kpi::sysinit> =
         udata: (&raw const MODULE_DATA).cast(),
     }));
 
-#[used]
-#[unsafe(link_section = "set_sysinit_set")]
+#[cfg_attr(target_os = "none", used, unsafe(link_section = "set_sysinit_set"))]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 static SET_SI_MALLOC: SetPtr<kpi::sysinit> = SetPtr(SI_MALLOC.get().cast_const());
-#[used]
-#[unsafe(link_section = "set_sysinit_set")]
+#[cfg_attr(target_os = "none", used, unsafe(link_section = "set_sysinit_set"))]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 static SET_SI_MODULE: SetPtr<kpi::sysinit> = SetPtr(SI_MODULE.get().cast_const());
-#[used]
-#[unsafe(link_section = "set_sysuninit_set")]
+#[cfg_attr(target_os = "none", used, unsafe(link_section = "set_sysuninit_set"))]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 static SET_SU_MALLOC: SetPtr<kpi::sysinit> = SetPtr(SU_MALLOC.get().cast_const());
 
 // ---------------------------------------------------------------- errno translation
