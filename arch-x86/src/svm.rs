@@ -985,6 +985,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     }
 }
 
+/// Bytes of `INS`/`OUTS` data moved per exit (one stack buffer on each side).
+const STRING_IO_BATCH: u64 = 256;
+
 /// See [`Svm::fpu_plan`].
 #[derive(Clone, Copy, Debug)]
 struct FpuPlan {
@@ -1359,8 +1362,6 @@ impl<H: Hw> Svm<H> {
         ctx: &mut RunCtx<'_, O, Self>,
         io: IoExit,
     ) -> KResult<Option<Exit>> {
-        /// Bytes moved per exit (one stack buffer).
-        const BATCH: u64 = 256;
         let st = &ctx.vcpu().st;
         let (cpu, mut regs) = (CpuCtx::from_state(st), st.regs);
         let mut mem = CtxMem { ctx: &*ctx };
@@ -1400,7 +1401,8 @@ impl<H: Hw> Svm<H> {
         let n = if sio.backward || !sio.input {
             1
         } else {
-            sio.elems_in_page(linear, sio.count).min(BATCH / size)
+            sio.elems_in_page(linear, sio.count)
+                .min(STRING_IO_BATCH / size)
         };
         let acc = walk::Access {
             write: sio.input,
@@ -1412,10 +1414,10 @@ impl<H: Hw> Svm<H> {
             Ok(g) => g,
             Err(e) => return Ok(fail(EmuError::Fault(e), insn.bytes, insn.len)),
         };
-        // CAST: n * size <= BATCH.
+        // CAST: n * size <= STRING_IO_BATCH.
         let bytes = (n * size) as usize;
         if !sio.input {
-            let mut buf = [0u8; BATCH as usize];
+            let mut buf = [0u8; STRING_IO_BATCH as usize];
             let Some(chunk) = buf.get_mut(..bytes) else {
                 return Err(Errno::EINVAL);
             };
@@ -1434,7 +1436,7 @@ impl<H: Hw> Svm<H> {
             port: io.port,
             size: io.size,
             out: !io.input,
-            // CAST: n <= BATCH.
+            // CAST: n <= STRING_IO_BATCH.
             count: n as u32,
         }))
     }
@@ -1444,8 +1446,8 @@ impl<H: Hw> Svm<H> {
         let Some((gpa, n, sio)) = ctx.vcpu().pending_ins.take() else {
             return Ok(());
         };
-        let mut buf = [0u8; 256];
-        // CAST: n * size <= 256 (string_io_exit).
+        let mut buf = [0u8; STRING_IO_BATCH as usize];
+        // CAST: n * size <= STRING_IO_BATCH (string_io_exit).
         let bytes = (n * u64::from(sio.size)) as usize;
         let chunk = buf.get_mut(..bytes).ok_or(Errno::EINVAL)?;
         if !ctx.pio_read(0, chunk) {

@@ -107,7 +107,10 @@ const BAD_PATTERNS: &[&str] = &[
 /// Lines that match [`BAD_PATTERNS`] but are harmless: the boot-time notices about CPU
 /// vulnerability mitigations (e.g. `Speculative Return Stack Overflow: WARNING: See
 /// https://kernel.org/doc/html/latest/admin-guide/hw-vuln/srso.html ...` on the EPYC model).
-const BENIGN_PATTERNS: &[&str] = &["/admin-guide/hw-vuln/"];
+/// Also the kernel's one-line notes about a user-space fault of a fuzzer process
+/// (`traps: kvm-fuzz[PID] general protection fault ip:...`): the fuzzer's children run with
+/// mutated state on purpose, and the fuzzer counts its own crashes.
+const BENIGN_PATTERNS: &[&str] = &["/admin-guide/hw-vuln/", "traps: kvm-fuzz["];
 
 /// The guest's `/init`. It reads `/etc/vmtest/runs` (one `label device module...` per line) and
 /// `/etc/vmtest/suite-args`.
