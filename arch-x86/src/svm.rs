@@ -73,6 +73,8 @@ struct PerCpu {
     svme_was_set: AtomicBool,
     /// `VM_HSAVE_PA` before enablement.
     prev_hsave: AtomicU64,
+    /// The host manages SVM on this CPU (`Os::virt_host_managed`): disabling changes nothing.
+    host_managed: AtomicBool,
     /// Physical address of this CPU's `VMSAVE`/`VMLOAD` area for the host's FS, GS, TR,
     /// LDTR and system-call MSRs during a world switch.
     host_pa: u64,
@@ -536,6 +538,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             enabled: AtomicBool::new(false),
             svme_was_set: AtomicBool::new(false),
             prev_hsave: AtomicU64::new(0),
+            host_managed: AtomicBool::new(false),
         })?;
         let supported = cpuid_table::supported(&hw)?;
         let tsc_aux = cpuid_table::has(&supported, cpuid_table::F_RDTSCP)
@@ -576,9 +579,23 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
 
     /// Sets `EFER.SVME` and points `VM_HSAVE_PA` at this CPU's host-save page, remembering
     /// both previous values for [`Arch::cpu_disable`].
-    fn cpu_enable(&self, _os: &O, cpu: u32) -> KResult<()> {
+    /// When the host manages SVM ([`Os::virt_host_managed`], illumos HMA), only checks
+    /// that `EFER.SVME` and `VM_HSAVE_PA` are set and changes nothing.
+    fn cpu_enable(&self, os: &O, cpu: u32) -> KResult<()> {
         let pc = self.cpus.get(cpu as usize).ok_or(Errno::EINVAL)?;
         if pc.enabled.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if os.virt_host_managed() {
+            // SAFETY: EFER and VM_HSAVE_PA exist on every processor with SVM (probe checked
+            // CPUID); reads change nothing.
+            let (efer, hsave) =
+                unsafe { (self.hw.rdmsr(MSR_EFER), self.hw.rdmsr(MSR_VM_HSAVE_PA)) };
+            if efer & EFER_SVME == 0 || hsave == 0 {
+                return Err(Errno::ENODEV);
+            }
+            pc.host_managed.store(true, Ordering::Relaxed);
+            pc.enabled.store(true, Ordering::Relaxed);
             return Ok(());
         }
         // SAFETY: VM_CR exists on processors with SVM (probe checked CPUID); a read changes
@@ -612,6 +629,10 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             return;
         };
         if !pc.enabled.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        if pc.host_managed.swap(false, Ordering::Relaxed) {
+            // The host's setup, left as it is.
             return;
         }
         // SAFETY: this runs on `cpu` with preemption disabled; no guest runs here any more,

@@ -191,6 +191,14 @@ pub trait Os: Send + Sync + Sized + 'static {
     /// Interrupts `cpu` (an IPI) so that a guest running there exits to the host. Does
     /// nothing if `cpu` is the caller's. Any context.
     fn cpu_kick(&self, cpu: u32);
+    /// Whether the host kernel itself enables the virtualization extension on every CPU and
+    /// owns its per-CPU setup (illumos: the hypervisor-management layer, HMA, sets `EFER.SVME`
+    /// and `VM_HSAVE_PA` for every registered hypervisor). The backend then only checks that
+    /// the extension is on and never changes that setup. Default: `false`, the backend
+    /// enables it itself.
+    fn virt_host_managed(&self) -> bool {
+        false
+    }
 
     // ----- Preemption -----
 
