@@ -1,0 +1,655 @@
+//! [`IllumosOs`]: the `Os` port over illumos DDI services (and the few kernel-private ones
+//! listed in [`crate::ddi`]).
+
+use core::cell::UnsafeCell;
+use core::ffi::{c_int, c_void};
+use core::fmt::{self, Write};
+use core::ops::{Deref, DerefMut};
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+
+use kvmport_core::os::{
+    EventFd, HeldPage, Lock, LogLevel, Os, PAGE_SIZE, Page, SigMask, UserAddr, WaitQueue,
+};
+use kvmport_core::{Errno, KResult};
+
+use crate::ddi;
+
+/// Kernel pages the module owns (for the leak report at unload).
+static LIVE_PAGES: AtomicUsize = AtomicUsize::new(0);
+
+/// Kernel pages not yet released.
+pub fn live_pages() -> usize {
+    LIVE_PAGES.load(Ordering::Relaxed)
+}
+
+/// The illumos `Os`. Stateless: every service is a kernel function.
+#[derive(Debug, Default)]
+pub struct IllumosOs;
+
+/// The current thread (`curthread`, through the kernel's `threadp()`).
+pub fn curthread() -> *mut ddi::kthread_t {
+    // SAFETY: returns the running thread; no side effect.
+    unsafe { ddi::threadp() }
+}
+
+fn curcpu() -> u32 {
+    // SAFETY: `curcpup()` is this CPU's `struct cpu`, whose first member is `cpu_id`; callers
+    // that need a stable answer have preemption disabled (the Os contract).
+    let id = unsafe {
+        ddi::curcpup()
+            .cast::<u8>()
+            .add(ddi::CPU_ID_OFFSET)
+            .cast::<i32>()
+            .read()
+    };
+    u32::try_from(id).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------- the ioctl mode
+
+/// The `mode` of each ioctl in progress, by thread: `ddi_copyin`/`ddi_copyout` need it
+/// (`FKIOCTL`: the argument is a kernel address), and the core's copies do not carry it.
+pub mod mode {
+    use super::*;
+
+    const SLOTS: usize = 64;
+    /// (thread, mode) pairs; thread 0 is a free slot.
+    static SLOTS_THREAD: [AtomicUsize; SLOTS] = [const { AtomicUsize::new(0) }; SLOTS];
+    static SLOTS_MODE: [AtomicI32; SLOTS] = [const { AtomicI32::new(0) }; SLOTS];
+
+    /// Records `mode` for the calling thread until the guard drops; `None` if every slot is
+    /// taken (the ioctl then fails with `EAGAIN`).
+    pub fn enter(mode: c_int) -> Option<ModeGuard> {
+        let me = curthread() as usize;
+        for (i, t) in SLOTS_THREAD.iter().enumerate() {
+            if t.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                if let Some(m) = SLOTS_MODE.get(i) {
+                    m.store(mode, Ordering::Release);
+                }
+                return Some(ModeGuard(i));
+            }
+        }
+        None
+    }
+
+    /// The calling thread's ioctl mode (0: a user address, native data model).
+    pub fn current() -> c_int {
+        let me = curthread() as usize;
+        SLOTS_THREAD
+            .iter()
+            .zip(SLOTS_MODE.iter())
+            .find(|(t, _)| t.load(Ordering::Acquire) == me)
+            .map_or(0, |(_, m)| m.load(Ordering::Acquire))
+    }
+
+    /// Frees the slot.
+    pub struct ModeGuard(usize);
+
+    impl Drop for ModeGuard {
+        fn drop(&mut self) {
+            if let Some(t) = SLOTS_THREAD.get(self.0) {
+                t.store(0, Ordering::Release);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- locks
+
+/// Which kernel lock a [`KLock`] wraps: an adaptive mutex, or a spin mutex (mutex_init(9F)
+/// with an interrupt priority above `LOCK_LEVEL`).
+pub trait LockKind: Send + Sync + 'static {
+    /// The `arg` of `mutex_init`.
+    const ARG: usize;
+}
+
+/// An adaptive mutex: the holder may sleep (copyin, allocation).
+pub struct AdaptiveKind;
+/// A spin mutex at `DISP_LEVEL`.
+pub struct SpinKind;
+
+impl LockKind for AdaptiveKind {
+    const ARG: usize = 0;
+}
+impl LockKind for SpinKind {
+    const ARG: usize = ddi::DISP_LEVEL;
+}
+
+fn kzalloc<T>() -> KResult<NonNull<T>> {
+    // SAFETY: a non-zero-sized layout.
+    let p = unsafe { alloc::alloc::alloc_zeroed(core::alloc::Layout::new::<T>()) };
+    NonNull::new(p.cast::<T>()).ok_or(Errno::ENOMEM)
+}
+
+/// # Safety
+/// `p` came from `kzalloc::<T>` and is not used again.
+unsafe fn kfree<T>(p: NonNull<T>) {
+    // SAFETY: allocated with this layout (caller).
+    unsafe { alloc::alloc::dealloc(p.as_ptr().cast(), core::alloc::Layout::new::<T>()) }
+}
+
+/// A value behind a `kmutex_t` allocated out of line (a kernel mutex must not move).
+///
+/// # Invariants
+/// `raw` is an initialised mutex owned by this value; `value` is only accessed while it is
+/// held.
+pub struct KLock<T, K: LockKind> {
+    raw: NonNull<ddi::kmutex_t>,
+    value: UnsafeCell<T>,
+    _kind: core::marker::PhantomData<K>,
+}
+
+// SAFETY: the mutex serialises access to `value`.
+unsafe impl<T: Send, K: LockKind> Send for KLock<T, K> {}
+// SAFETY: as above.
+unsafe impl<T: Send, K: LockKind> Sync for KLock<T, K> {}
+
+/// The guard of a [`KLock`].
+pub struct KGuard<'a, T, K: LockKind> {
+    lock: &'a KLock<T, K>,
+}
+
+impl<T: Send, K: LockKind> Lock<T> for KLock<T, K> {
+    type Guard<'a>
+        = KGuard<'a, T, K>
+    where
+        Self: 'a;
+
+    fn new(value: T) -> KResult<Self> {
+        let raw = kzalloc::<ddi::kmutex_t>()?;
+        // SAFETY: a zeroed kmutex_t that stays put until drop; MUTEX_DRIVER with an
+        // interrupt priority (0: adaptive).
+        unsafe {
+            ddi::mutex_init(
+                raw.as_ptr(),
+                core::ptr::null(),
+                ddi::MUTEX_DRIVER,
+                K::ARG as *mut c_void,
+            )
+        };
+        Ok(KLock {
+            raw,
+            value: UnsafeCell::new(value),
+            _kind: core::marker::PhantomData,
+        })
+    }
+
+    fn lock(&self) -> KGuard<'_, T, K> {
+        // SAFETY: initialised (type invariant).
+        unsafe { ddi::mutex_enter(self.raw.as_ptr()) };
+        KGuard { lock: self }
+    }
+}
+
+impl<T, K: LockKind> Drop for KLock<T, K> {
+    fn drop(&mut self) {
+        // SAFETY: no guard outlives the lock, so it is unheld; destroyed and freed once.
+        unsafe {
+            ddi::mutex_destroy(self.raw.as_ptr());
+            kfree(self.raw);
+        }
+    }
+}
+
+impl<T, K: LockKind> Deref for KGuard<'_, T, K> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while the lock is held.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T, K: LockKind> DerefMut for KGuard<'_, T, K> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes this the only reference.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T, K: LockKind> Drop for KGuard<'_, T, K> {
+    fn drop(&mut self) {
+        // SAFETY: held by this thread while the guard exists.
+        unsafe { ddi::mutex_exit(self.lock.raw.as_ptr()) };
+    }
+}
+
+// ---------------------------------------------------------------- pages
+
+/// A zeroed page from `ddi_umem_alloc`, freed on drop. Its cookie is what devmap maps into a
+/// process (the vCPU's `kvm_run` and friends).
+///
+/// # Invariants
+/// `va` is a page-aligned `PAGE_SIZE` allocation with `cookie`, owned by this value.
+pub struct KPage {
+    va: NonNull<u8>,
+    cookie: ddi::ddi_umem_cookie_t,
+}
+
+// SAFETY: plain kernel memory; accessed only through volatile byte copies.
+unsafe impl Send for KPage {}
+// SAFETY: as above.
+unsafe impl Sync for KPage {}
+
+impl KPage {
+    /// The `ddi_umem_cookie_t` for devmap_umem_setup(9F).
+    pub fn cookie(&self) -> ddi::ddi_umem_cookie_t {
+        self.cookie
+    }
+}
+
+impl Page for KPage {
+    fn pa(&self) -> u64 {
+        // SAFETY: `kas.a_hat` is the kernel's hat; `va` is a mapped kernel address.
+        let pfn = unsafe {
+            let hat = (&raw const ddi::kas)
+                .cast::<u8>()
+                .add(ddi::AS_A_HAT_OFFSET)
+                .cast::<*mut c_void>()
+                .read();
+            ddi::hat_getpfnum(hat, self.va.as_ptr().cast())
+        };
+        (pfn as u64) << 12
+    }
+
+    fn read(&self, off: usize, buf: &mut [u8]) -> bool {
+        if off.checked_add(buf.len()).is_none_or(|end| end > PAGE_SIZE) {
+            return false;
+        }
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: `off + i < PAGE_SIZE`; volatile because user space may map the page.
+            *b = unsafe { self.va.as_ptr().add(off + i).read_volatile() };
+        }
+        true
+    }
+
+    fn write(&self, off: usize, buf: &[u8]) -> bool {
+        if off.checked_add(buf.len()).is_none_or(|end| end > PAGE_SIZE) {
+            return false;
+        }
+        for (i, b) in buf.iter().enumerate() {
+            // SAFETY: as in `read`.
+            unsafe { self.va.as_ptr().add(off + i).write_volatile(*b) };
+        }
+        true
+    }
+}
+
+impl Drop for KPage {
+    fn drop(&mut self) {
+        LIVE_PAGES.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the cookie of our allocation, freed once (devmap mappings hold a vCPU
+        // reference, so no mapping of the page outlives it).
+        unsafe { ddi::ddi_umem_free(self.cookie) }
+    }
+}
+
+/// A held user page. Not implemented on illumos yet (see [`IllumosOs::user_page_hold`]).
+pub struct KHeld(core::convert::Infallible);
+
+impl HeldPage for KHeld {
+    fn pa(&self) -> u64 {
+        match self.0 {}
+    }
+    fn writable(&self) -> bool {
+        match self.0 {}
+    }
+    fn read(&self, _off: usize, _buf: &mut [u8]) -> bool {
+        match self.0 {}
+    }
+    fn write(&self, _off: usize, _buf: &[u8]) -> bool {
+        match self.0 {}
+    }
+}
+
+// ---------------------------------------------------------------- wait queues, eventfds
+
+/// A condition variable with its mutex.
+pub struct KWaitQueue {
+    m: NonNull<ddi::kmutex_t>,
+    cv: NonNull<ddi::kcondvar_t>,
+}
+
+// SAFETY: condvar(9F) and mutex(9F) are made for use from any thread.
+unsafe impl Send for KWaitQueue {}
+// SAFETY: as above.
+unsafe impl Sync for KWaitQueue {}
+
+impl WaitQueue for KWaitQueue {
+    fn new() -> KResult<Self> {
+        let m = kzalloc::<ddi::kmutex_t>()?;
+        let cv = match kzalloc::<ddi::kcondvar_t>() {
+            Ok(c) => c,
+            Err(e) => {
+                // SAFETY: ours, never initialised.
+                unsafe { kfree(m) };
+                return Err(e);
+            }
+        };
+        // SAFETY: zeroed, out-of-line objects that stay put until drop.
+        unsafe {
+            ddi::mutex_init(
+                m.as_ptr(),
+                core::ptr::null(),
+                ddi::MUTEX_DRIVER,
+                core::ptr::null_mut(),
+            );
+            ddi::cv_init(
+                cv.as_ptr(),
+                core::ptr::null(),
+                ddi::CV_DRIVER,
+                core::ptr::null_mut(),
+            );
+        }
+        Ok(KWaitQueue { m, cv })
+    }
+
+    fn wait_until(&self, done: &dyn Fn() -> bool) -> KResult<()> {
+        // SAFETY: initialised; cv_wait_sig drops and retakes the mutex atomically and
+        // returns 0 when a signal interrupted the wait.
+        unsafe {
+            ddi::mutex_enter(self.m.as_ptr());
+            let mut r = Ok(());
+            while !done() {
+                if ddi::cv_wait_sig(self.cv.as_ptr(), self.m.as_ptr()) == 0 {
+                    r = Err(Errno::EINTR);
+                    break;
+                }
+            }
+            ddi::mutex_exit(self.m.as_ptr());
+            r
+        }
+    }
+
+    fn wake_all(&self) {
+        // SAFETY: taking the mutex orders the wakeup after a sleeper's check of `done`.
+        unsafe {
+            ddi::mutex_enter(self.m.as_ptr());
+            ddi::cv_broadcast(self.cv.as_ptr());
+            ddi::mutex_exit(self.m.as_ptr());
+        }
+    }
+}
+
+impl Drop for KWaitQueue {
+    fn drop(&mut self) {
+        // SAFETY: no sleeper remains (the owner is being dropped); destroyed and freed once.
+        unsafe {
+            ddi::cv_destroy(self.cv.as_ptr());
+            ddi::mutex_destroy(self.m.as_ptr());
+            kfree(self.cv);
+            kfree(self.m);
+        }
+    }
+}
+
+/// An eventfd. illumos has eventfd(3C), but no kernel interface for another driver to
+/// signal one; [`IllumosOs::eventfd_get`] refuses, so no value of this type exists.
+pub struct KEventFd(core::convert::Infallible);
+
+impl EventFd for KEventFd {
+    fn signal(&self) {
+        match self.0 {}
+    }
+    fn same(&self, _other: &Self) -> bool {
+        match self.0 {}
+    }
+}
+
+// ---------------------------------------------------------------- logging
+
+/// Formats into a fixed, NUL-terminated buffer (truncating), so logging never allocates.
+struct LineBuf {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl Write for LineBuf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            if self.len + 1 >= self.buf.len() {
+                break;
+            }
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = if b == 0 { b'?' } else { b };
+                self.len += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Prints a formatted line through cmn_err(9F) at `level`.
+pub fn log_at(level: c_int, args: fmt::Arguments<'_>) {
+    let mut line = LineBuf {
+        buf: [0; 256],
+        len: 0,
+    };
+    let _ = line.write_fmt(args);
+    // SAFETY: "%s" prints the NUL-terminated buffer (len < 256, the rest is zero).
+    unsafe { ddi::cmn_err(level, c"%s".as_ptr(), line.buf.as_ptr()) };
+}
+
+/// Prints a note on the console.
+pub fn log_args(args: fmt::Arguments<'_>) {
+    log_at(ddi::CE_NOTE, args);
+}
+
+// ---------------------------------------------------------------- cross calls
+
+/// The argument of a cross call: the function and the first error (0: none).
+struct XCall<'a> {
+    f: &'a (dyn Fn(u32) -> KResult<()> + Sync),
+    err: AtomicI32,
+}
+
+unsafe extern "C" fn xcall_action(
+    arg: ddi::xc_arg_t,
+    _a2: ddi::xc_arg_t,
+    _a3: ddi::xc_arg_t,
+) -> c_int {
+    // SAFETY: `arg` is the `XCall` of `cpu_call_all`, alive until xc_sync returns.
+    let x = unsafe { &*(arg as *const XCall<'_>) };
+    if let Err(e) = (x.f)(curcpu()) {
+        let _ = x
+            .err
+            .compare_exchange(0, e.raw(), Ordering::AcqRel, Ordering::Relaxed);
+    }
+    0
+}
+
+impl Os for IllumosOs {
+    type Mutex<T: Send> = KLock<T, AdaptiveKind>;
+    type SpinLock<T: Send> = KLock<T, SpinKind>;
+    type Page = KPage;
+    type HeldPage = KHeld;
+    type WaitQueue = KWaitQueue;
+    type EventFd = KEventFd;
+
+    fn page_zalloc(&self) -> KResult<KPage> {
+        let mut cookie: ddi::ddi_umem_cookie_t = core::ptr::null_mut();
+        // SAFETY: a page-aligned allocation of one page or NULL; `cookie` is a local.
+        let va = unsafe { ddi::ddi_umem_alloc(PAGE_SIZE, ddi::DDI_UMEM_NOSLEEP, &mut cookie) };
+        let va = NonNull::new(va.cast::<u8>()).ok_or(Errno::ENOMEM)?;
+        // SAFETY: our fresh page (zeroed here rather than relying on the allocator).
+        unsafe { core::ptr::write_bytes(va.as_ptr(), 0, PAGE_SIZE) };
+        LIVE_PAGES.fetch_add(1, Ordering::Relaxed);
+        Ok(KPage { va, cookie })
+    }
+
+    fn user_range_ok(&self, addr: UserAddr, len: u64) -> bool {
+        let end = addr.0.checked_add(len);
+        if mode::current() & ddi::FKIOCTL != 0 {
+            return end.is_some();
+        }
+        end.is_some_and(|end| end <= ddi::USERLIMIT)
+    }
+
+    fn user_copy_in(&self, dst: &mut [u8], src: UserAddr) -> KResult<()> {
+        // SAFETY: `dst` is a writable kernel buffer of the length passed; ddi_copyin checks
+        // the source by the ioctl's mode and fails with -1.
+        let r = unsafe {
+            ddi::ddi_copyin(
+                src.0 as *const c_void,
+                dst.as_mut_ptr().cast(),
+                dst.len(),
+                mode::current(),
+            )
+        };
+        if r == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+    }
+
+    fn user_copy_out(&self, dst: UserAddr, src: &[u8]) -> KResult<()> {
+        // SAFETY: `src` is a readable kernel buffer; ddi_copyout checks the destination.
+        let r = unsafe {
+            ddi::ddi_copyout(
+                src.as_ptr().cast(),
+                dst.0 as *mut c_void,
+                src.len(),
+                mode::current(),
+            )
+        };
+        if r == 0 { Ok(()) } else { Err(Errno::EFAULT) }
+    }
+
+    /// Not yet: pinning a user page (`as_pagelock`) and finding its frame need the process's
+    /// address space, whose layout kvmport does not declare yet. Guest memory is therefore
+    /// unreachable on illumos: guest execution is out of scope of this port so far.
+    fn user_page_hold(&self, _addr: UserAddr, _write: bool) -> KResult<KHeld> {
+        Err(Errno::EFAULT)
+    }
+
+    fn cpu_current(&self) -> u32 {
+        curcpu()
+    }
+
+    fn cpu_count(&self) -> u32 {
+        // SAFETY: set at boot, read-only afterwards.
+        u32::try_from(unsafe { ddi::max_ncpus }).unwrap_or(1).max(1)
+    }
+
+    fn cpu_call_all(&self, f: &(dyn Fn(u32) -> KResult<()> + Sync)) -> KResult<()> {
+        // SAFETY: a new, empty CPU set or NULL.
+        let set = unsafe { ddi::cpuset_alloc(ddi::KM_NOSLEEP) };
+        if set.is_null() {
+            return Err(Errno::ENOMEM);
+        }
+        let x = XCall {
+            f,
+            err: AtomicI32::new(0),
+        };
+        // SAFETY: `set` is ours; xc_sync runs `xcall_action(&x)` on every CPU in it (with
+        // preemption disabled) and returns only after all of them finished, so `x` outlives
+        // every use; then the set is freed once.
+        unsafe {
+            ddi::cpuset_all(set);
+            ddi::xc_sync(
+                (&x as *const XCall<'_>) as usize,
+                0,
+                0,
+                set.cast(),
+                xcall_action,
+            );
+            ddi::cpuset_free(set);
+        }
+        match x.err.load(Ordering::Acquire) {
+            0 => Ok(()),
+            e => Err(Errno::from_raw(e).unwrap_or(Errno::EIO)),
+        }
+    }
+
+    fn cpu_kick(&self, cpu: u32) {
+        if cpu == curcpu() || cpu >= self.cpu_count() {
+            return;
+        }
+        // CAST: cpu < cpu_count, which fits an int.
+        // SAFETY: poke_cpu only makes the target CPU enter the kernel (and leave a guest).
+        unsafe { ddi::poke_cpu(cpu as c_int) }
+    }
+
+    fn virt_host_managed(&self) -> bool {
+        // HMA (registered at attach) enables SVM and sets VM_HSAVE_PA on every CPU.
+        true
+    }
+
+    fn fpu_begin(&self) {
+        // SAFETY: called with preemption disabled (the Os contract), which KFPU_NO_STATE
+        // requires; paired with fpu_end.
+        unsafe { ddi::kernel_fpu_begin(core::ptr::null_mut(), ddi::KFPU_NO_STATE) }
+    }
+
+    fn fpu_end(&self) {
+        // SAFETY: pairs the kernel_fpu_begin above.
+        unsafe { ddi::kernel_fpu_end(core::ptr::null_mut(), ddi::KFPU_NO_STATE) }
+    }
+
+    fn preempt_disable(&self) {
+        // kpreempt_disable(): `curthread->t_preempt++` (a macro in sys/disp.h).
+        // SAFETY: `t_preempt` of the running thread, which only this thread writes.
+        unsafe {
+            let p = curthread().cast::<u8>().add(ddi::T_PREEMPT_OFFSET);
+            p.write_volatile(p.read_volatile().wrapping_add(1));
+        }
+    }
+
+    fn preempt_enable(&self) {
+        // kpreempt_enable(): decrement, then let the dispatcher preempt if it asked to.
+        // SAFETY: as above; kpreempt(KPREEMPT_SYNC) checks `cpu_kprunrun` itself.
+        unsafe {
+            let p = curthread().cast::<u8>().add(ddi::T_PREEMPT_OFFSET);
+            let v = p.read_volatile().wrapping_sub(1);
+            p.write_volatile(v);
+            if v == 0 {
+                ddi::kpreempt(ddi::KPREEMPT_SYNC);
+            }
+        }
+    }
+
+    fn thread_signal_pending(&self) -> bool {
+        // SAFETY: looks at the current thread's pending signals without acting on them.
+        unsafe { ddi::issig(ddi::JUSTLOOKING) != 0 }
+    }
+
+    /// illumos preempts kernel threads itself (outside kpreempt_disable sections), so the
+    /// run loop never needs to yield by hand.
+    fn thread_resched_needed(&self) -> bool {
+        false
+    }
+
+    fn thread_resched(&self) {}
+
+    /// Not yet: the thread's held-signal set (`t_hold`) has no DDI; `KVM_SET_SIGNAL_MASK` is
+    /// stored but not applied during `KVM_RUN` (documented in docs/illumos.md).
+    fn thread_sigmask_swap(&self, mask: SigMask) -> SigMask {
+        mask
+    }
+
+    fn process_id(&self) -> u64 {
+        // SAFETY: the calling process's id.
+        u64::from(unsafe { ddi::ddi_get_pid() }.unsigned_abs())
+    }
+
+    fn time_monotonic_ns(&self) -> u64 {
+        // SAFETY: high-resolution monotonic time.
+        u64::try_from(unsafe { ddi::gethrtime() }).unwrap_or(0)
+    }
+
+    fn tsc_khz(&self) -> u64 {
+        // SAFETY: set at boot (TSC calibration), read-only afterwards.
+        (unsafe { ddi::cpu_freq_hz }) / 1000
+    }
+
+    fn eventfd_get(&self, _fd: i32) -> KResult<KEventFd> {
+        Err(Errno::EINVAL)
+    }
+
+    fn log(&self, level: LogLevel, args: fmt::Arguments<'_>) {
+        match level {
+            LogLevel::Debug => {}
+            LogLevel::Warn | LogLevel::Error => log_at(ddi::CE_WARN, args),
+            _ => log_args(args),
+        }
+    }
+}
