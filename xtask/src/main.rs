@@ -8,6 +8,8 @@
 //! - `linux-module [KVER]`: builds `kvmport.ko` for Debian's 6.12 kernel (see docs/linux.md).
 //! - `freebsd`: builds `kvmport.ko` for FreeBSD 14, checks it against the kernel linker's rules
 //!   and runs the user-space loader harness (see docs/freebsd.md).
+//! - `illumos`: builds the `kvm` driver module for illumos amd64, checks it against krtld's
+//!   rules and runs the user-space loader harness (see docs/illumos.md).
 //! - `hostsuite`: runs the conformance suite against this machine's `/dev/kvm` and checks its
 //!   failures against the host module's documented differences.
 //! - `vmtest`: boots Debian's 6.12 kernel under QEMU/TCG with an AMD SVM CPU, loads kvm_amd
@@ -20,6 +22,7 @@
 mod bench;
 mod cpio;
 mod freebsd;
+mod illumos;
 mod linux_module;
 mod suite;
 mod vmtest;
@@ -71,9 +74,10 @@ fn main() -> ExitCode {
         Some("hostsuite") => suite::host_suite(),
         Some("linux-module") => linux_module::run_cmd(&args[1..]),
         Some("freebsd") => freebsd::run_cmd(&args[1..]),
+        Some("illumos") => illumos::run_cmd(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|freebsd|vmtest [--help]|bench [--help]>"
+                "usage: cargo xtask <setup|build-targets|test|hostsuite|linux-module [KVER]|freebsd|illumos|vmtest [--help]|bench [--help]>"
             );
             return ExitCode::from(2);
         }
@@ -265,7 +269,11 @@ fn test() -> Result {
         run_tests(&mut cmd, &mut host)
     })?;
     build_targets()?;
-    for krate in ["kvmport-os-linux", "kvmport-os-freebsd"] {
+    for krate in [
+        "kvmport-os-linux",
+        "kvmport-os-freebsd",
+        "kvmport-os-illumos",
+    ] {
         step(
             &format!("cargo clippy ({krate} on the kernel target)"),
             || {
@@ -284,6 +292,7 @@ fn test() -> Result {
         )?;
     }
     freebsd::run_cmd(&[])?;
+    illumos::run_cmd(&[])?;
     suite::host_suite()?;
     let vm_args = ["--kvmport", "--smp", "2", "--fuzz", "60"];
     vmtest::run(&vm_args.map(String::from))?;
