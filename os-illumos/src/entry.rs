@@ -426,7 +426,13 @@ unsafe extern "C" fn kvm_close(
     let obj = {
         let mut g = d.minors.lock();
         let i = g.list.iter().position(|(m, _)| *m == ddi::getminor(dev));
-        i.map(|i| g.list.swap_remove(i).1)
+        let obj = i.map(|i| g.list.swap_remove(i).1);
+        if g.list.is_empty() {
+            // Frees the table's storage (no allocation for an empty vector), so an idle
+            // driver holds no memory beyond its fixed state.
+            g.list.shrink_to_fit();
+        }
+        obj
     };
     // The object's reference goes outside the lock (dropping a VM may take a while).
     drop(obj);

@@ -1,0 +1,935 @@
+//! The illumos kernel functions the `kvm` module imports, implemented by the harness after
+//! their documented semantics (mod_install(9F), ddi_create_minor_node(9F), ddi_copyin(9F),
+//! kmem_alloc(9F), ddi_umem_alloc(9F), devmap_umem_setup(9F), ddi_devmap_segmap(9F),
+//! mutex(9F), cmn_err(9F), `sys/hma.h`, `sys/kfpu.h`, `sys/x_call.h`), over the harness's
+//! memory and simulated CPUs. Each one checks its contract (sizes given back to kmem_free,
+//! mutexes held before exit, preemption disabled around KFPU_NO_STATE, ...) and records a
+//! problem when the module breaks it.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, c_char};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use kvmport_kld_loader::load::Target;
+
+use crate::{cpu, mem};
+
+/// The driver's major number in the simulated kernel.
+pub const MAJOR: u32 = 0x99;
+/// `DATAMODEL_LP64` (`sys/model.h`), part of an ioctl's `mode`.
+pub const DATAMODEL_LP64: i32 = 0x0020_0000;
+const FKIOCTL: i32 = 0x8000_0000_u32 as i32;
+const T_PREEMPT: u64 = 42;
+const KFPU_NO_STATE: u32 = 1;
+const AS_A_HAT: u64 = 16;
+
+/// A devmap handle: what devmap_umem_setup recorded, and the driver's private data.
+#[derive(Debug, Clone, Default)]
+pub struct Dhp {
+    /// `devmap_callback_ctl` the driver gave.
+    pub callbacks: u64,
+    /// The umem cookie mapped.
+    pub cookie: u64,
+    /// Offset of this handle in the device.
+    pub off: u64,
+    /// `*pvtp` from devmap_map / devmap_dup.
+    pub pvt: u64,
+    /// Set up by devmap_umem_setup.
+    pub set: bool,
+}
+
+/// A user mapping made through ddi_devmap_segmap.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// Length in bytes.
+    pub len: u64,
+    /// The handles, one per page.
+    pub dhps: Vec<u64>,
+}
+
+/// The harness kernel's state.
+#[derive(Default)]
+pub struct Kernel {
+    kmem: BTreeMap<u64, usize>,
+    /// umem cookies: cookie -> (va, pages).
+    umem: BTreeMap<u64, (u64, u64)>,
+    locks: BTreeMap<u64, (bool, bool)>,
+    cpusets: BTreeMap<u64, ()>,
+    /// Minor nodes by name: (minor, node type).
+    pub nodes: BTreeMap<String, (u32, String)>,
+    /// HMA registrations.
+    pub hma: BTreeMap<u64, String>,
+    /// Every name hma_register was called with.
+    pub hma_names: Vec<String>,
+    /// The module's modlinkage after mod_install.
+    pub installed: Option<u64>,
+    /// The dev_ops of the installed driver.
+    pub dev_ops: u64,
+    /// The attached instance's dip.
+    pub dip: u64,
+    /// devmap handles.
+    pub dhps: BTreeMap<u64, Dhp>,
+    /// User mappings.
+    pub mappings: BTreeMap<u64, Mapping>,
+    /// Contract violations seen.
+    pub problems: Vec<String>,
+    /// Console output.
+    pub console: Vec<String>,
+    /// xc_sync calls, and function runs per CPU.
+    pub xcalls: (usize, [usize; cpu::NCPU]),
+    /// poke_cpu calls.
+    pub pokes: usize,
+    /// The one harness thread.
+    pub thread: u64,
+    /// `struct cpu` of each simulated CPU.
+    pub cpus: Vec<u64>,
+    fpu: bool,
+    /// Data symbols (name -> address).
+    pub data: BTreeMap<&'static str, u64>,
+    kas_hat: u64,
+}
+
+/// The harness kernel.
+pub static K: Mutex<Option<Kernel>> = Mutex::new(None);
+static NEXT_CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `f` on the kernel state (never while calling into the module).
+pub fn k<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+    let mut g = K.lock().unwrap_or_else(|e| e.into_inner());
+    f(g.as_mut().expect("harness kernel not initialised"))
+}
+
+fn problem(msg: String) {
+    k(|k| k.problems.push(msg));
+}
+
+/// Sets up the kernel state and its data symbols.
+pub fn init() {
+    let thread = mem::kalloc(0x400, "thread");
+    let cpus = (0..cpu::NCPU)
+        .map(|i| {
+            let c = mem::kalloc(0x100, "cpu");
+            // SAFETY: a fresh arena block; cpu_id is the first member.
+            unsafe { (c as *mut i32).write(i as i32) };
+            c
+        })
+        .collect();
+    let mut kern = Kernel {
+        thread,
+        cpus,
+        ..Kernel::default()
+    };
+    let maxn = mem::kalloc(8, "data");
+    // SAFETY: fresh arena blocks.
+    unsafe { (maxn as *mut i32).write(cpu::NCPU as i32) };
+    let freq = mem::kalloc(8, "data");
+    // SAFETY: as above.
+    unsafe { (freq as *mut u64).write(2_000_000_000) };
+    let kas = mem::kalloc(0x100, "data");
+    let hat = mem::kalloc(0x40, "data");
+    // SAFETY: as above; `a_hat` of the kernel's `struct as`.
+    unsafe { ((kas + AS_A_HAT) as *mut u64).write(hat) };
+    kern.kas_hat = hat;
+    kern.data.insert("max_ncpus", maxn);
+    kern.data.insert("cpu_freq_hz", freq);
+    kern.data.insert("kas", kas);
+    kern.data.insert("mod_driverops", mem::kalloc(0x40, "data"));
+    *K.lock().unwrap() = Some(kern);
+}
+
+/// A thread entering the kernel (a system call or the module loader): picks the next
+/// simulated CPU. On drop, checks that the module left preemption enabled and the FPU free.
+pub struct Entry;
+
+impl Entry {
+    /// Enters.
+    pub fn new() -> Entry {
+        let td = k(|k| k.thread);
+        let c = NEXT_CPU.fetch_add(1, Ordering::Relaxed) % cpu::NCPU;
+        cpu::switch_to(c, td);
+        Entry
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let p = t_preempt();
+        if p != 0 {
+            problem(format!("returned to user space with t_preempt {p}"));
+            set_t_preempt(0);
+        }
+        if k(|k| std::mem::take(&mut k.fpu)) {
+            problem("returned to user space inside kernel_fpu_begin".into());
+        }
+    }
+}
+
+fn t_preempt() -> i8 {
+    let td = k(|k| k.thread);
+    // SAFETY: t_preempt of the harness thread blob.
+    unsafe { ((td + T_PREEMPT) as *const i8).read_volatile() }
+}
+
+fn set_t_preempt(v: i8) {
+    let td = k(|k| k.thread);
+    // SAFETY: as above.
+    unsafe { ((td + T_PREEMPT) as *mut i8).write_volatile(v) };
+}
+
+fn cstr(p: u64) -> String {
+    if p == 0 {
+        return "(null)".into();
+    }
+    // SAFETY: the module passes NUL-terminated strings.
+    unsafe { CStr::from_ptr(p as *const c_char) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn format(fmt: u64, args: &[u64]) -> String {
+    let f = cstr(fmt);
+    let mut out = String::new();
+    let mut a = args.iter().copied();
+    let mut it = f.chars();
+    while let Some(c) = it.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match it.next() {
+            Some('s') => out.push_str(&cstr(a.next().unwrap_or(0))),
+            Some('d') => out.push_str(&(a.next().unwrap_or(0) as i32).to_string()),
+            Some('%') => out.push('%'),
+            o => out.push_str(&format!("%{}", o.unwrap_or(' '))),
+        }
+    }
+    out
+}
+
+// ------------------------------------------------------------ module linkage
+
+extern "C" fn mod_install(ml: u64) -> i32 {
+    // SAFETY: the module's modlinkage: ml_rev @0, ml_linkage[0] @8; modldrv: drv_modops @0,
+    // drv_dev_ops @16; dev_ops: devo_rev @0, devo_cb_ops @56; cb_ops: cb_flag @112,
+    // cb_rev @116.
+    let (rev, drv) = unsafe { ((ml as *const i32).read(), ((ml + 8) as *const u64).read()) };
+    if rev != 1 || drv == 0 {
+        problem(format!("mod_install: ml_rev {rev}, linkage {drv:#x}"));
+        return 22;
+    }
+    let (ops, devops) = unsafe { ((drv as *const u64).read(), ((drv + 16) as *const u64).read()) };
+    let driverops = k(|k| k.data["mod_driverops"]);
+    if ops != driverops || devops == 0 {
+        problem("mod_install: modldrv is not a driver linkage".into());
+        return 22;
+    }
+    // SAFETY: as above.
+    let (drev, cb) = unsafe {
+        (
+            (devops as *const i32).read(),
+            ((devops + 56) as *const u64).read(),
+        )
+    };
+    // SAFETY: as above.
+    let (flag, cbrev) = unsafe {
+        (
+            ((cb + 112) as *const i32).read(),
+            ((cb + 116) as *const i32).read(),
+        )
+    };
+    if drev != 4 || cbrev != 1 || flag & 0x120 != 0x120 {
+        problem(format!(
+            "mod_install: devo_rev {drev}, cb_rev {cbrev}, cb_flag {flag:#x}"
+        ));
+        return 22;
+    }
+    k(|k| {
+        k.installed = Some(ml);
+        k.dev_ops = devops;
+    });
+    0
+}
+
+extern "C" fn mod_remove(ml: u64) -> i32 {
+    if k(|k| k.installed) != Some(ml) {
+        problem("mod_remove of a linkage not installed".into());
+        return 22;
+    }
+    if k(|k| k.dip) != 0 {
+        // The framework detaches every instance first; failure keeps the module.
+        let (devops, dip) = k(|k| (k.dev_ops, k.dip));
+        // SAFETY: devo_detach @40 of the module's dev_ops.
+        let detach = unsafe { ((devops + 40) as *const u64).read() };
+        let r = crate::kstack::call_int(detach, &[dip, 0]);
+        if r != 0 {
+            return 16; // EBUSY
+        }
+        if k(|k| !k.nodes.is_empty()) {
+            problem("detach succeeded but left minor nodes".into());
+        }
+        k(|k| k.dip = 0);
+        mem::kfree(dip);
+    }
+    k(|k| k.installed = None);
+    0
+}
+
+extern "C" fn mod_info(_ml: u64, _mi: u64) -> i32 {
+    1
+}
+
+extern "C" fn nodev() -> i32 {
+    6
+}
+extern "C" fn nulldev() -> i32 {
+    0
+}
+extern "C" fn ddi_quiesce_not_needed(_dip: u64) -> i32 {
+    0
+}
+
+/// Attaches instance 0 of the installed driver (what `add_drv`/the first open does).
+pub fn attach() -> Result<(), String> {
+    let devops = k(|k| k.dev_ops);
+    if devops == 0 {
+        return Err("no driver installed".into());
+    }
+    let dip = mem::kalloc(0x100, "dip");
+    k(|k| k.dip = dip);
+    // SAFETY: devo_attach @32 of the module's dev_ops.
+    let attach = unsafe { ((devops + 32) as *const u64).read() };
+    let r = crate::kstack::call_int(attach, &[dip, 0]);
+    if r != 0 {
+        k(|k| k.dip = 0);
+        mem::kfree(dip);
+        return Err(format!("attach returned {r}"));
+    }
+    Ok(())
+}
+
+extern "C" fn ddi_create_minor_node(
+    dip: u64,
+    name: u64,
+    spec: i32,
+    minor: u32,
+    nodetype: u64,
+    _flag: i32,
+) -> i32 {
+    if dip != k(|k| k.dip) || spec != 0x2000 {
+        problem("ddi_create_minor_node: not our dip or not S_IFCHR".into());
+        return -1;
+    }
+    let name = cstr(name);
+    let nt = cstr(nodetype);
+    k(|k| match k.nodes.insert(name, (minor, nt)) {
+        None => 0,
+        Some(_) => -1,
+    })
+}
+
+extern "C" fn ddi_remove_minor_node(dip: u64, name: u64) {
+    if dip != k(|k| k.dip) {
+        problem("ddi_remove_minor_node: not our dip".into());
+    }
+    k(|k| {
+        if name == 0 {
+            k.nodes.clear();
+        } else {
+            k.nodes.remove(&cstr(name));
+        }
+    });
+}
+
+extern "C" fn ddi_get_pid() -> i32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::getpid() }
+}
+
+// ------------------------------------------------------------ copies
+
+fn kernel_buffer(addr: u64, len: usize) -> bool {
+    len == 0 || !mem::user_range(addr, len as u64)
+}
+
+extern "C" fn ddi_copyin(u: u64, kbuf: u64, len: usize, flags: i32) -> i32 {
+    if !kernel_buffer(kbuf, len) {
+        problem(format!("ddi_copyin into user address {kbuf:#x}"));
+    }
+    if flags & FKIOCTL != 0 {
+        if !kernel_buffer(u, len) {
+            return -1;
+        }
+        // SAFETY: both kernel buffers of `len` bytes (FKIOCTL: the caller is the kernel).
+        unsafe { std::ptr::copy(u as *const u8, kbuf as *mut u8, len) };
+        return 0;
+    }
+    if mem::copyin(u, kbuf, len) == 0 { 0 } else { -1 }
+}
+
+extern "C" fn ddi_copyout(kbuf: u64, u: u64, len: usize, flags: i32) -> i32 {
+    if !kernel_buffer(kbuf, len) {
+        problem(format!("ddi_copyout from user address {kbuf:#x}"));
+    }
+    if flags & FKIOCTL != 0 {
+        if !kernel_buffer(u, len) {
+            return -1;
+        }
+        // SAFETY: as in ddi_copyin.
+        unsafe { std::ptr::copy(kbuf as *const u8, u as *mut u8, len) };
+        return 0;
+    }
+    if mem::copyout(kbuf, u, len) == 0 { 0 } else { -1 }
+}
+
+// ------------------------------------------------------------ memory
+
+extern "C" fn kmem_alloc(size: usize, _flag: i32) -> u64 {
+    let p = mem::kalloc(size.max(1), "kmem");
+    // kmem_alloc(9F) does not zero: fill with junk so reliance on zeroing shows.
+    // SAFETY: the block just allocated.
+    unsafe { std::ptr::write_bytes(p as *mut u8, 0xa5, size) };
+    k(|k| k.kmem.insert(p, size));
+    p
+}
+
+extern "C" fn kmem_free(p: u64, size: usize) {
+    match k(|k| k.kmem.remove(&p)) {
+        Some(s) if s == size => {
+            mem::kfree(p);
+        }
+        Some(s) => problem(format!(
+            "kmem_free({p:#x}, {size}) of a {s}-byte allocation"
+        )),
+        None => problem(format!("kmem_free({p:#x}) of memory kmem_alloc did not return")),
+    }
+}
+
+extern "C" fn ddi_umem_alloc(size: usize, _flag: i32, cookiep: u64) -> u64 {
+    let pages = (size as u64).div_ceil(4096);
+    let Some(va) = mem::page_alloc(pages) else {
+        return 0;
+    };
+    let c = mem::kalloc(32, "umem cookie");
+    k(|k| k.umem.insert(c, (va, pages)));
+    // SAFETY: the module's out-pointer.
+    unsafe { (cookiep as *mut u64).write(c) };
+    va
+}
+
+extern "C" fn ddi_umem_free(c: u64) {
+    let mapped = k(|k| k.dhps.values().filter(|d| d.cookie == c).count());
+    if mapped != 0 {
+        problem(format!(
+            "ddi_umem_free of a cookie {mapped} live mapping(s) still use"
+        ));
+    }
+    match k(|k| k.umem.remove(&c)) {
+        Some((va, pages)) => {
+            if !mem::page_free(va, pages) {
+                problem("ddi_umem_free: pages do not match".into());
+            }
+            mem::kfree(c);
+        }
+        None => problem("ddi_umem_free of an unknown cookie".into()),
+    }
+}
+
+extern "C" fn hat_getpfnum(hat: u64, va: u64) -> u64 {
+    if hat != k(|k| k.kas_hat) {
+        problem("hat_getpfnum with a hat that is not kas.a_hat".into());
+    }
+    mem::kextract(va) >> 12
+}
+
+// ------------------------------------------------------------ locks
+
+extern "C" fn mutex_init(m: u64, _name: u64, ty: i32, arg: u64) {
+    if ty != 4 {
+        problem(format!("mutex_init type {ty} (DDI drivers use MUTEX_DRIVER)"));
+    }
+    let spin = arg > 10;
+    if arg != 0 && !spin {
+        problem(format!("mutex_init with interrupt priority {arg} at or below LOCK_LEVEL"));
+    }
+    k(|k| {
+        if k.locks.insert(m, (false, spin)).is_some() {
+            k.problems.push("mutex_init of a live mutex".into());
+        }
+    });
+}
+extern "C" fn mutex_destroy(m: u64) {
+    k(|k| match k.locks.remove(&m) {
+        Some((false, _)) => {}
+        Some((true, _)) => k.problems.push("mutex_destroy of a held mutex".into()),
+        None => k.problems.push("mutex_destroy of an unknown mutex".into()),
+    });
+}
+extern "C" fn mutex_enter(m: u64) {
+    k(|k| match k.locks.get_mut(&m) {
+        Some((held, _)) if !*held => *held = true,
+        Some(_) => k.problems.push("mutex_enter of a held mutex (deadlock)".into()),
+        None => k.problems.push("mutex_enter of an unknown mutex".into()),
+    });
+}
+extern "C" fn mutex_exit(m: u64) {
+    k(|k| match k.locks.get_mut(&m) {
+        Some((held, _)) if *held => *held = false,
+        _ => k.problems.push("mutex_exit of a mutex not held".into()),
+    });
+}
+
+// ------------------------------------------------------------ messages
+
+extern "C" fn cmn_err(level: i32, fmt: u64, a: u64, b: u64, c: u64, d: u64) {
+    let s = format(fmt, &[a, b, c, d]);
+    let tag = match level {
+        0 => "",
+        1 => "NOTICE: ",
+        2 => "WARNING: ",
+        _ => "PANIC: ",
+    };
+    k(|k| k.console.push(format!("{tag}{s}")));
+}
+
+extern "C" fn panic(fmt: u64, a: u64, b: u64, c: u64, d: u64, e: u64) -> ! {
+    eprintln!("panic: {}", format(fmt, &[a, b, c, d, e]));
+    std::process::abort()
+}
+
+// ------------------------------------------------------------ CPUs, threads
+
+extern "C" fn curcpup() -> u64 {
+    k(|k| k.cpus[cpu::CUR_CPU.load(Ordering::Relaxed)])
+}
+extern "C" fn threadp() -> u64 {
+    k(|k| k.thread)
+}
+extern "C" fn kpreempt(asyncspl: i32) {
+    if asyncspl != -1 || t_preempt() != 0 {
+        problem(format!(
+            "kpreempt({asyncspl}) with t_preempt {}",
+            t_preempt()
+        ));
+    }
+}
+extern "C" fn poke_cpu(c: i32) {
+    if c < 0 || c as usize >= cpu::NCPU {
+        problem(format!("poke_cpu({c})"));
+    }
+    k(|k| k.pokes += 1);
+}
+extern "C" fn cpuset_alloc(_km: i32) -> u64 {
+    let s = mem::kalloc(64, "cpuset");
+    k(|k| k.cpusets.insert(s, ()));
+    s
+}
+extern "C" fn cpuset_free(s: u64) {
+    if k(|k| k.cpusets.remove(&s)).is_none() {
+        problem("cpuset_free of an unknown set".into());
+    }
+    mem::kfree(s);
+}
+extern "C" fn cpuset_all(s: u64) {
+    // SAFETY: a set from cpuset_alloc (64 bytes): one bit per CPU.
+    unsafe { (s as *mut u64).write((1u64 << cpu::NCPU) - 1) };
+}
+extern "C" fn xc_sync(a1: u64, a2: u64, a3: u64, set: u64, func: u64) {
+    if !k(|k| k.cpusets.contains_key(&set)) {
+        problem("xc_sync with a set cpuset_alloc did not return".into());
+        return;
+    }
+    // SAFETY: the set's bits.
+    let bits = unsafe { (set as *const u64).read() };
+    let me = cpu::CUR_CPU.load(Ordering::Relaxed);
+    let td = k(|k| k.thread);
+    k(|k| k.xcalls.0 += 1);
+    for c in 0..cpu::NCPU {
+        if bits & (1 << c) == 0 {
+            continue;
+        }
+        cpu::switch_to(c, td);
+        // The module's xc_func_t, `int (*)(xc_arg_t, xc_arg_t, xc_arg_t)`, runs with
+        // preemption disabled on each CPU.
+        set_t_preempt(t_preempt() + 1);
+        crate::kstack::call(func, &[a1, a2, a3]);
+        set_t_preempt(t_preempt() - 1);
+        k(|k| k.xcalls.1[c] += 1);
+    }
+    cpu::switch_to(me, td);
+}
+extern "C" fn kernel_fpu_begin(kfpu: u64, flags: u32) {
+    if kfpu != 0 || flags != KFPU_NO_STATE || t_preempt() <= 0 {
+        problem(format!(
+            "kernel_fpu_begin({kfpu:#x}, {flags}) with t_preempt {}",
+            t_preempt()
+        ));
+    }
+    if k(|k| std::mem::replace(&mut k.fpu, true)) {
+        problem("kernel_fpu_begin nested".into());
+    }
+}
+extern "C" fn kernel_fpu_end(_kfpu: u64, _flags: u32) {
+    if !k(|k| std::mem::replace(&mut k.fpu, false)) {
+        problem("kernel_fpu_end without kernel_fpu_begin".into());
+    }
+}
+extern "C" fn issig(_why: i32) -> i32 {
+    0
+}
+extern "C" fn gethrtime() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: fills a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+// ------------------------------------------------------------ HMA
+
+/// The host-save page HMA points every CPU's `VM_HSAVE_PA` at (a fake physical address).
+pub const HMA_HSAVE: u64 = 0x7_7700_0000;
+
+extern "C" fn hma_register(name: u64) -> u64 {
+    let name = cstr(name);
+    let first = k(|k| {
+        k.hma_names.push(name.clone());
+        k.hma.is_empty()
+    });
+    if first {
+        // HMA enables SVM on every CPU for its registered hypervisors.
+        for c in 0..cpu::NCPU {
+            let efer = cpu::msr_read(c, cpu::MSR_EFER);
+            cpu::msr_set(c, cpu::MSR_EFER, efer | cpu::EFER_SVME);
+            cpu::msr_set(c, cpu::MSR_VM_HSAVE_PA, HMA_HSAVE + c as u64 * 4096);
+        }
+    }
+    let reg = mem::kalloc(32, "hma registration");
+    k(|k| k.hma.insert(reg, name));
+    reg
+}
+
+extern "C" fn hma_unregister(reg: u64) {
+    if k(|k| k.hma.remove(&reg)).is_none() {
+        problem("hma_unregister of an unknown registration".into());
+        return;
+    }
+    mem::kfree(reg);
+}
+
+// ------------------------------------------------------------ devmap
+
+/// `devmap_callback_ctl`: devmap_map @8, devmap_access @16, devmap_dup @24, devmap_unmap @32.
+fn callback(ctl: u64, off: u64) -> u64 {
+    if ctl == 0 {
+        return 0;
+    }
+    // SAFETY: the module's devmap_callback_ctl.
+    unsafe { ((ctl + off) as *const u64).read() }
+}
+
+#[allow(clippy::too_many_arguments)]
+extern "C" fn devmap_umem_setup(
+    dhp: u64,
+    dip: u64,
+    callbacks: u64,
+    cookie: u64,
+    off: i64,
+    len: usize,
+    _maxprot: u32,
+    _flags: u32,
+    _acc: u64,
+) -> i32 {
+    if dip != k(|k| k.dip) {
+        problem("devmap_umem_setup with a dip that is not ours".into());
+    }
+    let Some((_, pages)) = k(|k| k.umem.get(&cookie).copied()) else {
+        problem("devmap_umem_setup with an unknown cookie".into());
+        return 22;
+    };
+    if off < 0 || off as u64 + len as u64 > pages * 4096 || len == 0 {
+        return 22;
+    }
+    if callbacks != 0 {
+        // SAFETY: devmap_rev @0 of the module's devmap_callback_ctl.
+        let rev = unsafe { (callbacks as *const i32).read() };
+        if rev != 1 {
+            problem(format!("devmap_callback_ctl revision {rev}"));
+        }
+    }
+    k(|k| match k.dhps.get_mut(&dhp) {
+        Some(d) => {
+            d.callbacks = callbacks;
+            d.cookie = cookie;
+            d.set = true;
+            0
+        }
+        None => {
+            k.problems.push("devmap_umem_setup with an unknown handle".into());
+            22
+        }
+    })
+}
+
+extern "C" fn devmap_default_access(
+    dhp: u64,
+    _pvt: u64,
+    _off: i64,
+    _len: usize,
+    _ty: u32,
+    _rw: u32,
+) -> i32 {
+    if k(|k| k.dhps.get(&dhp).is_some_and(|d| d.set)) {
+        0
+    } else {
+        problem("devmap_default_access on a handle not set up".into());
+        22
+    }
+}
+
+/// `ddi_devmap_segmap(9F)`: asks the driver's devmap(9E) for each piece of the range (one
+/// page at a time here, as the driver answers), runs `devmap_map`, resolves the first fault
+/// of each page through `devmap_access` (a failing fault becomes a page whose every access
+/// raises SIGBUS), and maps the umem pages into the process.
+#[allow(clippy::too_many_arguments)]
+extern "C" fn ddi_devmap_segmap(
+    dev: u64,
+    off: i64,
+    _as: u64,
+    addrp: u64,
+    len: i64,
+    prot: u32,
+    _maxprot: u32,
+    flags: u32,
+    _cred: u64,
+) -> i32 {
+    let devops = k(|k| k.dev_ops);
+    // SAFETY: devo_cb_ops @56, cb_devmap @64 of cb_ops.
+    let devmap = unsafe { ((((devops + 56) as *const u64).read() + 64) as *const u64).read() };
+    let len = (len as u64).div_ceil(4096) * 4096;
+    let mut dhps = Vec::new();
+    let mut backing = Vec::new();
+    let undo = |dhps: &[u64]| {
+        for d in dhps {
+            let (pvt, ctl) = k(|k| k.dhps.get(d).map_or((0, 0), |x| (x.pvt, x.callbacks)));
+            let unmap = callback(ctl, 32);
+            if unmap != 0 {
+                crate::kstack::call(unmap, &[*d, pvt, 0, 4096, 0, 0, 0, 0]);
+            }
+            k(|k| k.dhps.remove(d));
+            mem::kfree(*d);
+        }
+    };
+    let mut at = 0u64;
+    while at < len {
+        let dhp = mem::kalloc(64, "devmap handle");
+        let o = off as u64 + at;
+        k(|k| {
+            k.dhps.insert(
+                dhp,
+                Dhp {
+                    off: o,
+                    ..Dhp::default()
+                },
+            )
+        });
+        let maplen = mem::kalloc(8, "maplen");
+        // The module's devmap(9E) entry point.
+        let r = crate::kstack::call_int(devmap, &[dev, dhp, o, len - at, maplen, 0]);
+        // SAFETY: the arena word.
+        let ml = unsafe { (maplen as *const u64).read() };
+        mem::kfree(maplen);
+        let d = k(|k| k.dhps.get(&dhp).cloned()).unwrap_or_default();
+        if r != 0 || !d.set || ml != 4096 {
+            k(|k| k.dhps.remove(&dhp));
+            mem::kfree(dhp);
+            undo(&dhps);
+            return if r != 0 { r } else { 22 };
+        }
+        dhps.push(dhp);
+        let map = callback(d.callbacks, 8);
+        let mut pvt = 0u64;
+        if map != 0 {
+            let pv = mem::kalloc(8, "pvtp");
+            // The module's devmap_map(9E).
+            let r = crate::kstack::call_int(map, &[dhp, dev, flags as u64, o, 4096, pv]);
+            // SAFETY: the arena word.
+            pvt = unsafe { (pv as *const u64).read() };
+            mem::kfree(pv);
+            if r != 0 {
+                k(|k| k.dhps.remove(&dhp));
+                dhps.pop();
+                mem::kfree(dhp);
+                undo(&dhps);
+                return r;
+            }
+            k(|k| {
+                if let Some(x) = k.dhps.get_mut(&dhp) {
+                    x.pvt = pvt;
+                }
+            });
+        }
+        let access = callback(d.callbacks, 16);
+        let ok = if access == 0 {
+            true
+        } else {
+            // The module's devmap_access(9E) for the first fault (F_INVAL, S_READ).
+            crate::kstack::call_int(access, &[dhp, pvt, o, 4096, 0, 1]) == 0
+        };
+        let va = k(|k| k.umem.get(&d.cookie).map(|x| x.0)).unwrap_or(0);
+        backing.push(if ok {
+            mem::pa_to_pool(mem::kextract(va))
+        } else {
+            Some((empty_file(), 0))
+        });
+        at += 4096;
+    }
+    // SAFETY: a fresh reservation, then each page replaced by a shared mapping of its pool
+    // page (or of an empty file: SIGBUS).
+    unsafe {
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            len as usize,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        if base == libc::MAP_FAILED {
+            undo(&dhps);
+            return 12;
+        }
+        let mut p = 0;
+        if prot & 1 != 0 {
+            p |= libc::PROT_READ;
+        }
+        if prot & 2 != 0 {
+            p |= libc::PROT_WRITE;
+        }
+        for (i, b) in backing.iter().enumerate() {
+            let Some((fd, foff)) = b else {
+                libc::munmap(base, len as usize);
+                undo(&dhps);
+                return 22;
+            };
+            let at = (base as u64 + i as u64 * 4096) as *mut libc::c_void;
+            let m = libc::mmap(
+                at,
+                4096,
+                p,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                *fd,
+                *foff as i64,
+            );
+            if m == libc::MAP_FAILED {
+                libc::munmap(base, len as usize);
+                undo(&dhps);
+                return 12;
+            }
+        }
+        (addrp as *mut u64).write(base as u64);
+        k(|k| k.mappings.insert(base as u64, Mapping { len, dhps }));
+    }
+    0
+}
+
+/// An empty file: its pages fault with SIGBUS.
+fn empty_file() -> i32 {
+    static FD: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    // SAFETY: a new, empty memfd kept for the process's lifetime.
+    *FD.get_or_init(|| unsafe {
+        libc::memfd_create(c"kvmport-harness-beyond".as_ptr(), libc::MFD_CLOEXEC)
+    })
+}
+
+/// munmap of a devmap mapping: each handle's `devmap_unmap(9E)`, whole (no remaining pieces).
+pub fn unmap(addr: u64, len: usize) {
+    let m = k(|k| k.mappings.remove(&addr));
+    // SAFETY: the caller's mapping.
+    unsafe { libc::munmap(addr as *mut libc::c_void, len) };
+    let Some(m) = m else { return };
+    if m.len != (len as u64).div_ceil(4096) * 4096 {
+        problem("partial munmap of a device mapping".into());
+    }
+    let _e = Entry::new();
+    for d in m.dhps {
+        let x = k(|k| k.dhps.remove(&d)).unwrap_or_default();
+        let unmap = callback(x.callbacks, 32);
+        if unmap != 0 {
+            // The module's devmap_unmap(9E): the whole handle goes, no new pieces.
+            crate::kstack::call(unmap, &[d, x.pvt, x.off, 4096, 0, 0, 0, 0]);
+        }
+        mem::kfree(d);
+    }
+}
+
+/// Binds an import of the module, or `None` for a symbol this harness does not provide.
+pub fn resolve(name: &str) -> Option<Target> {
+    if let Some(a) = k(|k| k.data.get(name).copied()) {
+        return Some(Target::Data(a));
+    }
+    let f: u64 = match name {
+        "memcpy" => libc::memcpy as *const () as u64,
+        "memmove" => libc::memmove as *const () as u64,
+        "memset" => libc::memset as *const () as u64,
+        "memcmp" | "bcmp" => libc::memcmp as *const () as u64,
+        "mod_install" => mod_install as *const () as u64,
+        "mod_remove" => mod_remove as *const () as u64,
+        "mod_info" => mod_info as *const () as u64,
+        "nodev" => nodev as *const () as u64,
+        "nulldev" | "nochpoll" | "ddi_prop_op" => nulldev as *const () as u64,
+        "ddi_quiesce_not_needed" => ddi_quiesce_not_needed as *const () as u64,
+        "ddi_create_minor_node" => ddi_create_minor_node as *const () as u64,
+        "ddi_remove_minor_node" => ddi_remove_minor_node as *const () as u64,
+        "ddi_get_pid" => ddi_get_pid as *const () as u64,
+        "ddi_copyin" => ddi_copyin as *const () as u64,
+        "ddi_copyout" => ddi_copyout as *const () as u64,
+        "kmem_alloc" => kmem_alloc as *const () as u64,
+        "kmem_free" => kmem_free as *const () as u64,
+        "ddi_umem_alloc" => ddi_umem_alloc as *const () as u64,
+        "ddi_umem_free" => ddi_umem_free as *const () as u64,
+        "hat_getpfnum" => hat_getpfnum as *const () as u64,
+        "devmap_umem_setup" => devmap_umem_setup as *const () as u64,
+        "ddi_devmap_segmap" => ddi_devmap_segmap as *const () as u64,
+        "devmap_default_access" => devmap_default_access as *const () as u64,
+        "mutex_init" => mutex_init as *const () as u64,
+        "mutex_destroy" => mutex_destroy as *const () as u64,
+        "mutex_enter" => mutex_enter as *const () as u64,
+        "mutex_exit" => mutex_exit as *const () as u64,
+        "cmn_err" => cmn_err as *const () as u64,
+        "panic" => panic as *const () as u64,
+        "curcpup" => curcpup as *const () as u64,
+        "threadp" => threadp as *const () as u64,
+        "kpreempt" => kpreempt as *const () as u64,
+        "poke_cpu" => poke_cpu as *const () as u64,
+        "cpuset_alloc" => cpuset_alloc as *const () as u64,
+        "cpuset_free" => cpuset_free as *const () as u64,
+        "cpuset_all" => cpuset_all as *const () as u64,
+        "xc_sync" => xc_sync as *const () as u64,
+        "kernel_fpu_begin" => kernel_fpu_begin as *const () as u64,
+        "kernel_fpu_end" => kernel_fpu_end as *const () as u64,
+        "issig" => issig as *const () as u64,
+        "gethrtime" => gethrtime as *const () as u64,
+        "hma_register" => hma_register as *const () as u64,
+        "hma_unregister" => hma_unregister as *const () as u64,
+        _ => return None,
+    };
+    Some(Target::Func(f))
+}
+
+/// Kernel objects the module owns right now, by kind (for the leak checks).
+pub fn outstanding() -> BTreeMap<String, usize> {
+    let mut m: BTreeMap<String, usize> = BTreeMap::new();
+    k(|k| {
+        m.insert("kmem".into(), k.kmem.len());
+        m.insert("umem".into(), k.umem.len());
+        m.insert("mutex".into(), k.locks.len());
+        m.insert("cpuset".into(), k.cpusets.len());
+        m.insert("devmap handle".into(), k.dhps.len());
+        m.insert("minor node".into(), k.nodes.len());
+        m.insert("hma registration".into(), k.hma.len());
+    });
+    m
+}
