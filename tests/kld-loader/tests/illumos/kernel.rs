@@ -218,6 +218,7 @@ extern "C" fn mod_install(ml: u64) -> i32 {
         problem(format!("mod_install: ml_rev {rev}, linkage {drv:#x}"));
         return 22;
     }
+    // SAFETY: as above.
     let (ops, devops) = unsafe { ((drv as *const u64).read(), ((drv + 16) as *const u64).read()) };
     let driverops = k(|k| k.data["mod_driverops"]);
     if ops != driverops || devops == 0 {
