@@ -108,7 +108,10 @@ pub trait WaitQueue: Send + Sync + Sized {
 
 /// A reference to an eventfd (or the OS's equivalent) taken from a user file descriptor.
 pub trait EventFd: Send + Sync {
-    /// Adds one to the counter and wakes its readers. Any context, including atomic.
+    /// Adds one to the counter and wakes its readers. Linux and FreeBSD allow any context,
+    /// including atomic; the core itself calls it only from a preemptible context (a vCPU
+    /// thread after a guest exit, holding the VM's sleeping I/O-bus mutex), which a port
+    /// whose signal may block (illumos: a kernel write to the eventfd device) relies on.
     fn signal(&self);
     /// Whether two references name the same underlying eventfd.
     fn same(&self, other: &Self) -> bool;

@@ -382,6 +382,89 @@ unsafe extern "C" {
     pub fn hma_unregister(reg: *mut hma_reg_t);
 }
 
+// ---------------------------------------------------------------- files, vnodes, eventfds
+
+/// `file_t` (`sys/file.h`): only used through a pointer; the fields read are at the offsets
+/// below.
+pub enum file_t {}
+/// `vnode_t` (`sys/vnode.h`): only used through a pointer.
+pub enum vnode_t {}
+/// `caller_context_t` (`sys/vnode.h`): always passed as NULL.
+pub enum caller_context_t {}
+
+/// **Private** (`sys/file.h`): `f_tlock` (a `kmutex_t`) is the first member of `file_t`; it
+/// protects `f_count`.
+pub const FILE_F_TLOCK_OFFSET: usize = 0;
+/// **Private** (`sys/file.h`): `f_vnode` follows `f_tlock` (8), `f_flag`, `f_flag2` (2 each),
+/// aligned to 8.
+pub const FILE_F_VNODE_OFFSET: usize = 16;
+/// **Private** (`sys/file.h`): `f_count` (an `int`) follows `f_vnode`, `f_offset`, `f_cred`,
+/// `f_audit_data` (8 each).
+pub const FILE_F_COUNT_OFFSET: usize = 48;
+/// `v_type` of `vnode_t`: after `v_lock` (8), `v_flag`, `v_count` (4 each), `v_data`,
+/// `v_vfsp`, `v_stream` (8 each). `sys/vnode.h` lists `v_type` and `v_rdev` among the fields
+/// "considered public" that any consumer may read.
+pub const VNODE_V_TYPE_OFFSET: usize = 40;
+/// `v_rdev` (a `dev_t`) of `vnode_t`, after `v_type` (an enum, 4) aligned to 8.
+pub const VNODE_V_RDEV_OFFSET: usize = 48;
+/// `VCHR` of `enum vtype` (`VNON`, `VREG`, `VDIR`, `VBLK`, `VCHR`, ...).
+pub const VCHR: c_int = 4;
+/// `FNDELAY`, `FNONBLOCK` (`sys/file.h`): a write must not wait.
+pub const FNDELAY: u16 = 0x04;
+pub const FNONBLOCK: u16 = 0x80;
+/// `DDI_MAJOR_T_NONE`: ddi_name_to_major(9F) found no such driver.
+pub const DDI_MAJOR_T_NONE: major_t = u32::MAX;
+
+/// `iovec_t` (`sys/uio.h`, LP64).
+#[repr(C)]
+pub struct iovec_t {
+    pub iov_base: *mut c_char,
+    pub iov_len: usize,
+}
+
+/// `uio_seg_t`: `UIO_SYSSPACE`, the buffer is kernel memory.
+pub const UIO_SYSSPACE: c_int = 1;
+/// `UIO_COPY_DEFAULT` (`uio_extflg`).
+pub const UIO_COPY_DEFAULT: u16 = 0;
+
+/// `uio_t` (`sys/uio.h`, LP64; `lloff_t` is an 8-byte union).
+#[repr(C)]
+pub struct uio_t {
+    pub uio_iov: *mut iovec_t,
+    pub uio_iovcnt: c_int,
+    pub uio_loffset: offset_t,
+    pub uio_segflg: c_int,
+    pub uio_fmode: u16,
+    pub uio_extflg: u16,
+    pub uio_llimit: offset_t,
+    pub uio_resid: isize,
+}
+
+unsafe extern "C" {
+    // File descriptors (`sys/file.h`; kernel-private but exported by genunix).
+    /// The calling process's open file `fd`, held against close until `releasef(fd)`; NULL
+    /// if `fd` is not open.
+    pub fn getf(fd: c_int) -> *mut file_t;
+    /// Ends a `getf(fd)`.
+    pub fn releasef(fd: c_int);
+    /// Drops one reference (`f_count`) of a file; the last one closes it (`VOP_CLOSE`, which
+    /// for a device runs its close(9E)) and releases the vnode. May block.
+    pub fn closef(fp: *mut file_t) -> c_int;
+    /// `VOP_WRITE` (`sys/vnode.h`): for a character device, specfs passes the uio to the
+    /// driver's write(9E), which reads `uio_fmode` for `FNONBLOCK`.
+    pub fn fop_write(
+        vp: *mut vnode_t,
+        uiop: *mut uio_t,
+        ioflag: c_int,
+        cr: *mut cred_t,
+        ct: *mut caller_context_t,
+    ) -> c_int;
+    /// ddi_name_to_major(9F).
+    pub fn ddi_name_to_major(name: *const c_char) -> major_t;
+    /// The kernel's credentials (`sys/cred.h`).
+    pub static kcred: *mut cred_t;
+}
+
 /// **Private** (`vm/as.h`): offset of `a_hat` in `struct as`: after `a_contents` (a
 /// `kmutex_t`, 8), `a_flags`, `a_vbits` (1 each) and `a_cv` (a `kcondvar_t`, 2), aligned to 8.
 pub const AS_A_HAT_OFFSET: usize = 16;
@@ -393,6 +476,10 @@ const _: () = assert!(size_of::<modlinkage>() == 64);
 const _: () = assert!(size_of::<devmap_callback_ctl>() == 40);
 const _: () = assert!(size_of::<kmutex_t>() == 8);
 const _: () = assert!(size_of::<kcondvar_t>() == 2);
+const _: () = assert!(size_of::<iovec_t>() == 16);
+const _: () = assert!(size_of::<uio_t>() == 48);
+const _: () = assert!(core::mem::offset_of!(uio_t, uio_fmode) == 28);
+const _: () = assert!(core::mem::offset_of!(uio_t, uio_resid) == 40);
 
 // ---------------------------------------------------------------- errno
 

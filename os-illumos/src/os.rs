@@ -385,17 +385,120 @@ impl Drop for KWaitQueue {
     }
 }
 
-/// An eventfd. illumos has eventfd(3C), but no kernel interface for another driver to
-/// signal one; [`IllumosOs::eventfd_get`] refuses, so no value of this type exists.
-pub struct KEventFd(core::convert::Infallible);
+/// Signals dropped because [`EventFd::signal`] was called with preemption disabled (the
+/// core never does; see [`KEventFd`]).
+static EVENTFD_SIGNALS_DROPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Eventfd signals dropped so far (always 0 unless the core's calling context changes).
+pub fn eventfd_signals_dropped() -> usize {
+    EVENTFD_SIGNALS_DROPPED.load(Ordering::Relaxed)
+}
+
+/// Whether the calling thread has preemption disabled (`curthread->t_preempt != 0`).
+fn preempt_disabled() -> bool {
+    // SAFETY: `t_preempt` of the running thread (see `IllumosOs::preempt_disable`).
+    unsafe {
+        curthread()
+            .cast::<u8>()
+            .add(ddi::T_PREEMPT_OFFSET)
+            .read_volatile()
+            != 0
+    }
+}
+
+/// An eventfd: a held open file of illumos's eventfd(3C) device. eventfd(3C) opens
+/// `/dev/eventfd`, a character driver that clones a minor per eventfd; a write(9E) of 8
+/// bytes adds their value to the counter and wakes readers and pollers.
+///
+/// The registration holds a reference on the **file** (`f_count`), not only on the vnode:
+/// the device's close(9E), which frees the eventfd's state, runs when the last file reference
+/// goes (`closef`), whatever vnode holds remain; a write after that would reach freed state.
+/// The reference is dropped with `closef` (which then closes the device if user space already
+/// closed every descriptor of it).
+///
+/// # Invariants
+/// `fp` carries one `f_count` reference taken by [`IllumosOs::eventfd_get`] and given up
+/// once, in `drop`; `vp` is its `f_vnode`, a `VCHR` vnode of the `eventfd` driver, and `rdev`
+/// that vnode's device number.
+pub struct KEventFd {
+    fp: NonNull<ddi::file_t>,
+    vp: NonNull<ddi::vnode_t>,
+    rdev: ddi::dev_t,
+}
+
+// SAFETY: a referenced kernel file, usable from any thread.
+unsafe impl Send for KEventFd {}
+// SAFETY: as above; `signal` only issues a kernel write through the vnode.
+unsafe impl Sync for KEventFd {}
 
 impl EventFd for KEventFd {
+    /// Adds 1 with an 8-byte kernel write (`VOP_WRITE`, a `UIO_SYSSPACE` uio with
+    /// `FNONBLOCK`). The eventfd driver takes an adaptive mutex, so this may block briefly:
+    /// the core signals only while holding the VM's sleeping I/O-bus mutex, i.e. from a
+    /// preemptible context. Called with preemption disabled, it drops the signal (counted,
+    /// warned once) rather than block there. With `FNONBLOCK` a counter already at its
+    /// maximum (`0xfffffffffffffffe`) gives `EAGAIN` instead of waiting for a reader: the
+    /// counter stays saturated, as Linux's `eventfd_signal` leaves it.
     fn signal(&self) {
-        match self.0 {}
+        if preempt_disabled() {
+            if EVENTFD_SIGNALS_DROPPED.fetch_add(1, Ordering::Relaxed) == 0 {
+                log_at(
+                    ddi::CE_WARN,
+                    format_args!("kvmport: eventfd signal with preemption disabled dropped"),
+                );
+            }
+            return;
+        }
+        let mut val: u64 = 1;
+        let mut iov = ddi::iovec_t {
+            iov_base: (&raw mut val).cast(),
+            iov_len: size_of::<u64>(),
+        };
+        let mut uio = ddi::uio_t {
+            uio_iov: &raw mut iov,
+            uio_iovcnt: 1,
+            uio_loffset: 0,
+            uio_segflg: ddi::UIO_SYSSPACE,
+            // CAST: FWRITE (2) fits the 16-bit field.
+            uio_fmode: ddi::FWRITE as u16 | ddi::FNONBLOCK,
+            uio_extflg: ddi::UIO_COPY_DEFAULT,
+            uio_llimit: i64::MAX,
+            // CAST: 8.
+            uio_resid: size_of::<u64>() as isize,
+        };
+        // SAFETY: `vp` is the vnode of a file we hold (type invariant); `uio` describes our
+        // 8-byte kernel buffer, alive for the call; preemptible context (checked above).
+        let _ = unsafe {
+            ddi::fop_write(
+                self.vp.as_ptr(),
+                &raw mut uio,
+                0,
+                ddi::kcred,
+                core::ptr::null_mut(),
+            )
+        };
     }
-    fn same(&self, _other: &Self) -> bool {
-        match self.0 {}
+
+    /// One eventfd is one cloned minor of the eventfd driver: the same device number.
+    fn same(&self, other: &Self) -> bool {
+        self.rdev == other.rdev
     }
+}
+
+impl Drop for KEventFd {
+    fn drop(&mut self) {
+        // SAFETY: gives up the reference taken in eventfd_get, once (type invariant).
+        let _ = unsafe { ddi::closef(self.fp.as_ptr()) };
+    }
+}
+
+/// Reads a field of type `T` at byte `off` of a kernel object.
+///
+/// # Safety
+/// `base + off` is a readable, aligned `T` of a live object.
+unsafe fn field<T: Copy>(base: *mut u8, off: usize) -> T {
+    // SAFETY: forwarded to the caller.
+    unsafe { base.add(off).cast::<T>().read() }
 }
 
 // ---------------------------------------------------------------- logging
@@ -641,8 +744,56 @@ impl Os for IllumosOs {
         (unsafe { ddi::cpu_freq_hz }) / 1000
     }
 
-    fn eventfd_get(&self, _fd: i32) -> KResult<KEventFd> {
-        Err(Errno::EINVAL)
+    /// `getf(fd)`: `EBADF` if not open. Then the file must be a character device of the
+    /// driver named `eventfd` (`v_type == VCHR`, `getmajor(v_rdev) ==
+    /// ddi_name_to_major("eventfd")`), else `EINVAL`. It is held by one more `f_count`
+    /// reference (under `f_tlock`, as the kernel's own holders do) before `releasef(fd)`.
+    fn eventfd_get(&self, fd: i32) -> KResult<KEventFd> {
+        if fd < 0 {
+            return Err(Errno::EBADF);
+        }
+        // SAFETY: a NUL-terminated name; the answer is a number.
+        let major = unsafe { ddi::ddi_name_to_major(c"eventfd".as_ptr()) };
+        // SAFETY: the calling process's descriptor table; NULL if `fd` is not open.
+        let fp = NonNull::new(unsafe { ddi::getf(fd) }).ok_or(Errno::EBADF)?;
+        let base = fp.as_ptr().cast::<u8>();
+        // SAFETY: `fp` is a live file_t held by getf until releasef; `f_vnode` is set for
+        // every open file and the vnode lives as long as the file.
+        let vp: *mut ddi::vnode_t = unsafe { field(base, ddi::FILE_F_VNODE_OFFSET) };
+        let held = NonNull::new(vp).and_then(|vp| {
+            let vb = vp.as_ptr().cast::<u8>();
+            // SAFETY: public fields of the live vnode (see ddi::VNODE_V_TYPE_OFFSET).
+            let (vtype, rdev): (c_int, ddi::dev_t) = unsafe {
+                (
+                    field(vb, ddi::VNODE_V_TYPE_OFFSET),
+                    field(vb, ddi::VNODE_V_RDEV_OFFSET),
+                )
+            };
+            if vtype != ddi::VCHR || major == ddi::DDI_MAJOR_T_NONE || ddi::getmajor(rdev) != major
+            {
+                return None;
+            }
+            let tlock = base
+                .wrapping_add(ddi::FILE_F_TLOCK_OFFSET)
+                .cast::<ddi::kmutex_t>();
+            let count = base.wrapping_add(ddi::FILE_F_COUNT_OFFSET).cast::<c_int>();
+            // SAFETY: `f_tlock` protects `f_count` of the live file; one more reference,
+            // refused (never wrapped) at the int's limit.
+            let ok = unsafe {
+                ddi::mutex_enter(tlock);
+                let n = count.read();
+                let ok = n > 0 && n < c_int::MAX;
+                if ok {
+                    count.write(n + 1);
+                }
+                ddi::mutex_exit(tlock);
+                ok
+            };
+            ok.then_some(KEventFd { fp, vp, rdev })
+        });
+        // SAFETY: ends the getf above (the file stays alive through our reference, if any).
+        unsafe { ddi::releasef(fd) };
+        held.ok_or(Errno::EINVAL)
     }
 
     fn log(&self, level: LogLevel, args: fmt::Arguments<'_>) {

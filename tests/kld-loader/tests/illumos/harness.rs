@@ -450,6 +450,100 @@ fn case_detach_busy(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
+/// An ioeventfd registration holds the eventfd's open file (`f_count`), not just its vnode:
+/// the file survives the user's close while registered and is closed (the eventfd device's
+/// close) when the VM goes. A refused registration keeps nothing; a deassignment drops its
+/// reference.
+fn case_ioeventfd_file_hold(ctx: &Ctx) -> CaseResult {
+    use kvmport_conformance::cases::vm::{eventfd, pio_ioev};
+    use kvmport_core::abi::KVM_IOEVENTFD_FLAG_DEASSIGN;
+    use std::os::fd::AsRawFd;
+    let (_kvm, vm) = ctx.vm()?;
+    let efd = eventfd()?;
+    let fd = efd.as_raw_fd();
+    vm.ioeventfd(&pio_ioev(&efd, 0x600, 4, 0, 0))
+        .map_err(|e| format!("assign: {e}"))?;
+    let fp = k(|k| {
+        k.files
+            .iter()
+            .find(|(_, f)| f.fd == fd && f.kind == kernel::FileKind::EventFd)
+            .map(|(fp, _)| *fp)
+    })
+    .ok_or("no eventfd file after the assignment")?;
+    let count = |what: &str, want: i32| {
+        kernel::sync_files();
+        let alive = k(|k| k.files.contains_key(&fp));
+        match (alive, want) {
+            (false, 0) => Ok(()),
+            (true, w) if w > 0 && kernel::f_count(fp) == w => Ok(()),
+            _ => Err(format!(
+                "{what}: file {} with f_count {}, want {want}",
+                if alive { "open" } else { "closed" },
+                if alive { kernel::f_count(fp) } else { 0 }
+            )),
+        }
+    };
+    count("after assign (descriptor + registration)", 2)?;
+    match vm.ioeventfd(&pio_ioev(&efd, 0x600, 4, 0, 0)) {
+        Err(e) if e == Errno::EEXIST => {}
+        o => return Err(format!("assign twice: {o:?}, want EEXIST")),
+    }
+    count("after a refused assignment", 2)?;
+    vm.ioeventfd(&pio_ioev(&efd, 0x604, 4, 0, 0))
+        .map_err(|e| format!("second assign: {e}"))?;
+    count("after a second registration", 3)?;
+    vm.ioeventfd(&pio_ioev(&efd, 0x604, 4, KVM_IOEVENTFD_FLAG_DEASSIGN, 0))
+        .map_err(|e| format!("deassign: {e}"))?;
+    count("after deassigning it", 2)?;
+    drop(efd);
+    count("after the user's close (the registration holds it)", 1)?;
+    drop(vm);
+    count("after the VM's close", 0)
+}
+
+/// The harness's eventfd device itself, driven with the uio the module builds (`FNONBLOCK`,
+/// `UIO_SYSSPACE`, 8 bytes): writes add and user space reads the sum; a value above
+/// `EVENTFD_VALMAX` or fewer than 8 bytes is `EINVAL`; an add past `EVENTFD_VALMAX` is
+/// `EAGAIN` without `FNONBLOCK`'s wait.
+fn case_eventfd_device(_ctx: &Ctx) -> CaseResult {
+    use kvmport_conformance::cases::vm::{eventfd, eventfd_count};
+    use std::os::fd::AsRawFd;
+    const NB: u16 = 0x80;
+    let efd = eventfd()?;
+    let fd = efd.as_raw_fd();
+    let _e = Entry::new();
+    let fp = kernel::getf(fd);
+    kernel::releasef(fd);
+    if fp == 0 {
+        return Err("getf of an open eventfd: NULL".into());
+    }
+    let checks: [(&str, u64, i64, i32, u64); 6] = [
+        ("add 1", 1, 8, 0, 1),
+        ("add 2", 2, 8, 0, 3),
+        ("add VALMAX to 3", kernel::EVENTFD_VALMAX, 8, libc::EAGAIN, 3),
+        ("value ~0", u64::MAX, 8, libc::EINVAL, 3),
+        ("4 bytes", 1, 4, libc::EINVAL, 3),
+        ("add up to VALMAX", kernel::EVENTFD_VALMAX - 3, 8, 0, kernel::EVENTFD_VALMAX),
+    ];
+    for (what, val, resid, want, after) in checks {
+        let r = kernel::write_u64(fp, val, 2 | NB, resid);
+        let now = kernel::eventfd_value(fd).ok_or("no eventfd-count in fdinfo")?;
+        if r != want || now != after {
+            return Err(format!("{what}: {r}, counter {now:#x}; want {want}, {after:#x}"));
+        }
+    }
+    if kernel::write_u64(fp, 1, 2 | NB, 8) != libc::EAGAIN {
+        return Err("add 1 at VALMAX: not EAGAIN".into());
+    }
+    if eventfd_count(&efd) != kernel::EVENTFD_VALMAX {
+        return Err("user space does not read the device's counter".into());
+    }
+    if kernel::write_u64(fp, 5, 2 | NB, 8) != 0 || eventfd_count(&efd) != 5 {
+        return Err("after a read, a write of 5 is not read back".into());
+    }
+    Ok(())
+}
+
 static SYMS: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
 fn module_sym(name: &str) -> u64 {
     SYMS.lock().unwrap().get(name).copied().unwrap_or(0)
@@ -470,6 +564,16 @@ const ILLUMOS_CASES: &[Case] = &[
         name: "illumos.detach_busy",
         guest: false,
         run: case_detach_busy,
+    },
+    Case {
+        name: "illumos.ioeventfd.file_hold",
+        guest: false,
+        run: case_ioeventfd_file_hold,
+    },
+    Case {
+        name: "illumos.eventfd.device_write",
+        guest: false,
+        run: case_eventfd_device,
     },
 ];
 

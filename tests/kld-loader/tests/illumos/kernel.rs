@@ -85,6 +85,12 @@ pub struct Kernel {
     /// `struct cpu` of each simulated CPU.
     pub cpus: Vec<u64>,
     fpu: bool,
+    /// Open files the module reached through getf: `file_t` address -> record.
+    pub files: BTreeMap<u64, File>,
+    /// getf calls not yet ended by releasef, by descriptor.
+    getf_active: BTreeMap<i32, usize>,
+    /// The next minor the eventfd device gives an eventfd.
+    eventfd_minor: u32,
     /// Data symbols (name -> address).
     pub data: BTreeMap<&'static str, u64>,
     kas_hat: u64,
@@ -135,6 +141,11 @@ pub fn init() {
     kern.data.insert("cpu_freq_hz", freq);
     kern.data.insert("kas", kas);
     kern.data.insert("mod_driverops", mem::kalloc(0x40, "data"));
+    let cred = mem::kalloc(0x40, "data");
+    let kcred = mem::kalloc(8, "data");
+    // SAFETY: fresh arena blocks; `kcred` is a `cred_t *` variable.
+    unsafe { (kcred as *mut u64).write(cred) };
+    kern.data.insert("kcred", kcred);
     *K.lock().unwrap() = Some(kern);
 }
 
@@ -161,6 +172,10 @@ impl Drop for Entry {
         }
         if k(|k| std::mem::take(&mut k.fpu)) {
             problem("returned to user space inside kernel_fpu_begin".into());
+        }
+        let open = k(|k| std::mem::take(&mut k.getf_active));
+        if !open.is_empty() {
+            problem(format!("returned to user space with getf not released: {open:?}"));
         }
     }
 }
@@ -866,6 +881,446 @@ pub fn unmap(addr: u64, len: usize) {
     }
 }
 
+// ------------------------------------------------------------ files, the eventfd device
+
+/// The eventfd driver's major number (`ddi_name_to_major("eventfd")`).
+pub const EVENTFD_MAJOR: u32 = 0x9a;
+/// `DDI_MAJOR_T_NONE`.
+const MAJOR_NONE: u32 = u32::MAX;
+/// `file_t` (`sys/file.h`, LP64): `f_tlock` @0, `f_flag` @8, `f_vnode` @16, `f_count` @48.
+const F_FLAG: u64 = 8;
+const F_VNODE: u64 = 16;
+const F_COUNT: u64 = 48;
+/// `vnode_t`: `v_type` @40, `v_rdev` @48 (the public fields of `sys/vnode.h`).
+const V_TYPE: u64 = 40;
+const V_RDEV: u64 = 48;
+/// `enum vtype`.
+const VREG: i32 = 1;
+const VDIR: i32 = 2;
+const VBLK: i32 = 3;
+const VCHR: i32 = 4;
+const VFIFO: i32 = 6;
+const VSOCK: i32 = 9;
+/// `uio_t` (`sys/uio.h`, LP64): `uio_iov` @0, `uio_iovcnt` @8, `uio_loffset` @16,
+/// `uio_segflg` @24, `uio_fmode` @28, `uio_resid` @40; `iovec_t` {base @0, len @8}.
+const UIO_SYSSPACE: i32 = 1;
+const FNDELAY: u16 = 0x04;
+const FNONBLOCK: u16 = 0x80;
+/// `EVENTFD_VALMAX` (`sys/eventfd.h`): the largest counter value.
+pub const EVENTFD_VALMAX: u64 = u64::MAX - 1;
+
+/// What a harness file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A file of the module's own device (a `/dev/kvm` clone).
+    Kvm,
+    /// A file of the eventfd device: one cloned minor per eventfd.
+    EventFd,
+    /// Anything else (a pipe, a regular file, another device).
+    Other,
+}
+
+/// An open file (`file_t`) as the harness kernel keeps it. A host descriptor of the test
+/// program stands for the user's descriptor; the record keeps a duplicate of it (`dup`), so
+/// the open file lives as long as the `file_t` does, as on illumos: the user's close drops
+/// the descriptor's reference, the last `closef` closes the file (and, for the eventfd
+/// device, its minor: its close(9E)). The eventfd device keeps its counter in the host
+/// eventfd, so user space reads what the module signalled.
+#[derive(Debug)]
+pub struct File {
+    /// The user's descriptor the file was found under.
+    pub fd: i32,
+    /// Whether that descriptor still counts as a reference (`f_count`).
+    pub user_ref: bool,
+    /// The harness's duplicate of the host descriptor.
+    pub dup: i32,
+    /// The vnode.
+    pub vnode: u64,
+    /// What it is.
+    pub kind: FileKind,
+    /// Successful 8-byte writes to the eventfd device.
+    pub writes: u64,
+}
+
+fn rd_i32(a: u64) -> i32 {
+    // SAFETY: callers read harness-allocated kernel objects.
+    unsafe { (a as *const i32).read() }
+}
+
+fn wr_i32(a: u64, v: i32) {
+    // SAFETY: as above.
+    unsafe { (a as *mut i32).write(v) }
+}
+
+/// The count of a file.
+pub fn f_count(fp: u64) -> i32 {
+    rd_i32(fp + F_COUNT)
+}
+
+/// Whether host descriptors `a` and `b` are the same open file: `kcmp(KCMP_FILE)`, else (no
+/// kcmp) the same inode and, for eventfds, the same `eventfd-id`.
+fn same_file(a: i32, b: i32) -> bool {
+    // SAFETY: kcmp compares two of our own descriptors; no memory is passed.
+    let r = unsafe {
+        let pid = libc::getpid();
+        libc::syscall(libc::SYS_kcmp, pid, pid, 0, a, b)
+    };
+    if r >= 0 {
+        return r == 0;
+    }
+    let id = |fd: i32| {
+        // SAFETY: fstat into a zeroed local.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        if unsafe { libc::fstat(fd, &mut st) } != 0 {
+            return None;
+        }
+        let efd = fdinfo(fd, "eventfd-id:");
+        Some((st.st_dev, st.st_ino, efd))
+    };
+    id(a).is_some_and(|x| Some(x) == id(b))
+}
+
+/// A field of `/proc/self/fdinfo/<fd>`.
+fn fdinfo(fd: i32, key: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(|v| v.trim().to_string())
+}
+
+/// The counter of a host eventfd, read without consuming it.
+pub fn eventfd_value(fd: i32) -> Option<u64> {
+    u64::from_str_radix(&fdinfo(fd, "eventfd-count:")?, 16).ok()
+}
+
+fn host_fd_open(fd: i32) -> bool {
+    // SAFETY: F_GETFD only asks about the descriptor.
+    fd >= 0 && unsafe { libc::fcntl(fd, libc::F_GETFD) } >= 0
+}
+
+/// Frees a file whose count reached 0.
+fn file_free(fp: u64) {
+    let Some(f) = k(|k| k.files.remove(&fp)) else {
+        return;
+    };
+    // SAFETY: our duplicate.
+    unsafe { libc::close(f.dup) };
+    k(|k| {
+        if let Some((true, _)) = k.locks.remove(&fp) {
+            k.problems.push("file freed with f_tlock held".into());
+        }
+    });
+    mem::kfree(f.vnode);
+    mem::kfree(fp);
+}
+
+/// Drops one reference of `fp` (closef's count arithmetic); frees it at 0.
+fn file_unref(fp: u64) {
+    let n = f_count(fp);
+    if n <= 0 {
+        problem(format!("closef of a file with f_count {n}"));
+        return;
+    }
+    wr_i32(fp + F_COUNT, n - 1);
+    if n == 1 {
+        if k(|k| k.files.get(&fp).is_some_and(|f| f.user_ref)) {
+            problem("the module dropped a reference it did not hold (f_count 0, fd open)".into());
+        }
+        file_free(fp);
+    }
+}
+
+/// Notices user closes (the test program closes host descriptors behind the harness's back):
+/// a file whose descriptor no longer names it loses that reference.
+pub fn sync_files() {
+    let stale: Vec<u64> = k(|k| {
+        k.files
+            .iter()
+            .filter(|(_, f)| f.user_ref)
+            .filter(|(_, f)| !(host_fd_open(f.fd) && same_file(f.fd, f.dup)))
+            .map(|(fp, _)| *fp)
+            .collect()
+    });
+    for fp in stale {
+        k(|k| {
+            if let Some(f) = k.files.get_mut(&fp) {
+                f.user_ref = false;
+            }
+        });
+        file_unref(fp);
+    }
+}
+
+/// References the module holds on files (beyond the user's descriptors).
+pub fn module_file_refs() -> usize {
+    let fps: Vec<(u64, bool)> = k(|k| k.files.iter().map(|(fp, f)| (*fp, f.user_ref)).collect());
+    fps.iter()
+        .map(|(fp, user)| (f_count(*fp) - i32::from(*user)).max(0) as usize)
+        .sum()
+}
+
+fn file_new(fd: i32) -> u64 {
+    let (kind, vtype, rdev) = if let Some(dev) = crate::dev_of(fd) {
+        (FileKind::Kvm, VCHR, dev)
+    } else if std::fs::read_link(format!("/proc/self/fd/{fd}"))
+        .is_ok_and(|l| l.to_string_lossy() == "anon_inode:[eventfd]")
+    {
+        let minor = k(|k| {
+            k.eventfd_minor += 1;
+            k.eventfd_minor
+        });
+        (
+            FileKind::EventFd,
+            VCHR,
+            (u64::from(EVENTFD_MAJOR) << 32) | u64::from(minor),
+        )
+    } else {
+        // SAFETY: fstat into a zeroed local.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: as above.
+        unsafe { libc::fstat(fd, &mut st) };
+        let t = match st.st_mode & libc::S_IFMT {
+            libc::S_IFREG => VREG,
+            libc::S_IFDIR => VDIR,
+            libc::S_IFBLK => VBLK,
+            libc::S_IFCHR => VCHR,
+            libc::S_IFIFO => VFIFO,
+            libc::S_IFSOCK => VSOCK,
+            _ => 0,
+        };
+        (FileKind::Other, t, st.st_rdev)
+    };
+    // SAFETY: duplicates a descriptor the test program holds.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 100) };
+    let fp = mem::kalloc(64, "file_t");
+    let vp = mem::kalloc(0x100, "vnode");
+    // SAFETY: fresh arena blocks of those sizes.
+    unsafe {
+        std::ptr::write_bytes(fp as *mut u8, 0, 64);
+        std::ptr::write_bytes(vp as *mut u8, 0, 0x100);
+        ((fp + F_FLAG) as *mut u16).write(3); // FREAD|FWRITE
+        ((fp + F_VNODE) as *mut u64).write(vp);
+        ((vp + V_TYPE) as *mut i32).write(vtype);
+        ((vp + V_RDEV) as *mut u64).write(rdev);
+    }
+    wr_i32(fp + F_COUNT, 1);
+    k(|k| {
+        // f_tlock, initialised by the kernel (an adaptive mutex).
+        k.locks.insert(fp, (false, false));
+        k.files.insert(
+            fp,
+            File {
+                fd,
+                user_ref: true,
+                dup,
+                vnode: vp,
+                kind,
+                writes: 0,
+            },
+        )
+    });
+    fp
+}
+
+/// `getf(fd)`: the calling process's open file, held until `releasef(fd)`; NULL if `fd` is
+/// not open. The same open file gives the same `file_t`.
+pub extern "C" fn getf(fd: i32) -> u64 {
+    if !host_fd_open(fd) {
+        return 0;
+    }
+    sync_files();
+    let found = k(|k| {
+        k.files
+            .iter()
+            .find(|(_, f)| f.user_ref && f.fd == fd)
+            .map(|(fp, _)| *fp)
+    });
+    let fp = found.unwrap_or_else(|| file_new(fd));
+    k(|k| *k.getf_active.entry(fd).or_insert(0) += 1);
+    fp
+}
+
+/// `releasef(fd)`: ends a `getf(fd)`.
+pub extern "C" fn releasef(fd: i32) {
+    let ok = k(|k| match k.getf_active.get_mut(&fd) {
+        Some(n) => {
+            *n -= 1;
+            if *n == 0 {
+                k.getf_active.remove(&fd);
+            }
+            true
+        }
+        None => false,
+    });
+    if !ok {
+        problem(format!("releasef({fd}) without getf"));
+    }
+}
+
+/// Whether the caller may block: preemption enabled and no spin mutex held.
+fn may_block(what: &str) -> bool {
+    let spin = k(|k| k.locks.values().any(|(held, spin)| *held && *spin));
+    let p = t_preempt();
+    if spin || p != 0 {
+        problem(format!(
+            "{what} (may block) with t_preempt {p}{}",
+            if spin { " and a spin mutex held" } else { "" }
+        ));
+        return false;
+    }
+    true
+}
+
+/// `closef(fp)`: drops a reference; the last one closes the file. The caller must not hold
+/// `f_tlock` and must be able to block.
+extern "C" fn closef(fp: u64) -> i32 {
+    if !k(|k| k.files.contains_key(&fp)) {
+        problem(format!("closef({fp:#x}) of an unknown file"));
+        return 9;
+    }
+    may_block("closef");
+    if k(|k| k.locks.get(&fp).is_some_and(|l| l.0)) {
+        problem("closef with f_tlock held".into());
+        return 0;
+    }
+    file_unref(fp);
+    0
+}
+
+/// `fop_write` (`VOP_WRITE`) on a vnode: specfs hands a character device's uio to its
+/// write(9E). The eventfd device's write(9E), as eventfd(3C)/eventfd.c document it: fewer
+/// than 8 bytes left is `EINVAL`; 8 bytes are moved out of the uio (which advances); a value
+/// above `EVENTFD_VALMAX` is `EINVAL`; if adding it would pass `EVENTFD_VALMAX`, the write
+/// fails with `EAGAIN` when the uio's `uio_fmode` has `FNONBLOCK`/`FNDELAY` and otherwise
+/// waits for a reader (here a contract problem: the module must not wait); else the value is
+/// added. The module's own device has no write(9E) (`nodev`, `ENXIO`).
+extern "C" fn fop_write(vp: u64, uio: u64, _ioflag: i32, cr: u64, _ct: u64) -> i32 {
+    let f = k(|k| {
+        k.files
+            .iter()
+            .find(|(_, f)| f.vnode == vp)
+            .map(|(fp, f)| (*fp, f.kind, f.dup))
+    });
+    let Some((fp, kind, dup)) = f else {
+        problem(format!("fop_write on an unknown vnode {vp:#x}"));
+        return 22;
+    };
+    may_block("fop_write");
+    if f_count(fp) <= 0 {
+        problem("fop_write on a closed file".into());
+        return 9;
+    }
+    if cr == 0 {
+        problem("fop_write without credentials".into());
+    }
+    match kind {
+        FileKind::Kvm => return 6,
+        FileKind::Other => return 22,
+        FileKind::EventFd => {}
+    }
+    // SAFETY: the module's uio_t and its iovec array (checked below to be kernel memory).
+    let (iov, iovcnt, segflg, fmode, resid) = unsafe {
+        (
+            (uio as *const u64).read(),
+            ((uio + 8) as *const i32).read(),
+            ((uio + 24) as *const i32).read(),
+            ((uio + 28) as *const u16).read(),
+            ((uio + 40) as *const i64).read(),
+        )
+    };
+    if segflg != UIO_SYSSPACE || iovcnt != 1 || !kernel_buffer(iov, 16) {
+        problem(format!(
+            "fop_write uio: segflg {segflg}, iovcnt {iovcnt}, iov {iov:#x} (want one kernel iovec)"
+        ));
+        return 14;
+    }
+    if resid < 8 {
+        return 22;
+    }
+    // SAFETY: the iovec (kernel memory, checked above).
+    let (base, len) = unsafe { ((iov as *const u64).read(), ((iov + 8) as *const u64).read()) };
+    if len < 8 || !kernel_buffer(base, 8) || base == 0 {
+        problem(format!("fop_write iovec {base:#x}/{len} is not 8 kernel bytes"));
+        return 14;
+    }
+    // uiomove(&val, 8, UIO_WRITE, uio).
+    // SAFETY: 8 kernel bytes (checked above); then the uio and iovec advance.
+    let val = unsafe {
+        let v = (base as *const u64).read_unaligned();
+        (iov as *mut u64).write(base + 8);
+        ((iov + 8) as *mut u64).write(len - 8);
+        ((uio + 16) as *mut i64).write(((uio + 16) as *const i64).read() + 8);
+        ((uio + 40) as *mut i64).write(resid - 8);
+        v
+    };
+    if val > EVENTFD_VALMAX {
+        return 22;
+    }
+    let Some(now) = eventfd_value(dup) else {
+        problem("the host eventfd's counter cannot be read (no eventfd-count in fdinfo)".into());
+        return 5;
+    };
+    if val > EVENTFD_VALMAX - now {
+        if fmode & (FNDELAY | FNONBLOCK) == 0 {
+            problem("a blocking eventfd write would wait for a reader".into());
+        }
+        return 11; // EAGAIN
+    }
+    if val == 0 {
+        return 0;
+    }
+    // SAFETY: adds `val` to our host eventfd (it fits: checked above, so this never waits).
+    let n = unsafe { libc::write(dup, (&raw const val).cast(), 8) };
+    if n != 8 {
+        problem(format!("host eventfd write: {}", std::io::Error::last_os_error()));
+        return 5;
+    }
+    k(|k| {
+        if let Some(f) = k.files.get_mut(&fp) {
+            f.writes += 1;
+        }
+    });
+    0
+}
+
+/// Writes `val` to the file `fp` through `fop_write` with a `UIO_SYSSPACE` uio of `resid`
+/// bytes and `uio_fmode` `fmode`, as a kernel caller would (the harness's own checks).
+pub fn write_u64(fp: u64, val: u64, fmode: u16, resid: i64) -> i32 {
+    let buf = mem::kalloc(8, "write buffer");
+    let iov = mem::kalloc(16, "iovec");
+    let uio = mem::kalloc(48, "uio");
+    // SAFETY: fresh arena blocks of those sizes, laid out as `sys/uio.h` says.
+    unsafe {
+        (buf as *mut u64).write(val);
+        (iov as *mut [u64; 2]).write([buf, 8]);
+        std::ptr::write_bytes(uio as *mut u8, 0, 48);
+        (uio as *mut u64).write(iov);
+        ((uio + 8) as *mut i32).write(1);
+        ((uio + 24) as *mut i32).write(UIO_SYSSPACE);
+        ((uio + 28) as *mut u16).write(fmode);
+        ((uio + 32) as *mut i64).write(i64::MAX);
+        ((uio + 40) as *mut i64).write(resid);
+    }
+    // SAFETY: reads `f_vnode` of a live harness file.
+    let vp = unsafe { ((fp + F_VNODE) as *const u64).read() };
+    let cred = k(|k| k.data["kcred"]);
+    let r = fop_write(vp, uio, 0, cred, 0);
+    for a in [buf, iov, uio] {
+        mem::kfree(a);
+    }
+    r
+}
+
+/// ddi_name_to_major(9F): the drivers this kernel knows.
+extern "C" fn ddi_name_to_major(name: u64) -> u32 {
+    match cstr(name).as_str() {
+        "kvm" => MAJOR,
+        "eventfd" => EVENTFD_MAJOR,
+        _ => MAJOR_NONE,
+    }
+}
+
 /// Binds an import of the module, or `None` for a symbol this harness does not provide.
 pub fn resolve(name: &str) -> Option<Target> {
     if let Some(a) = k(|k| k.data.get(name).copied()) {
@@ -915,6 +1370,11 @@ pub fn resolve(name: &str) -> Option<Target> {
         "gethrtime" => gethrtime as *const () as u64,
         "hma_register" => hma_register as *const () as u64,
         "hma_unregister" => hma_unregister as *const () as u64,
+        "getf" => getf as *const () as u64,
+        "releasef" => releasef as *const () as u64,
+        "closef" => closef as *const () as u64,
+        "fop_write" => fop_write as *const () as u64,
+        "ddi_name_to_major" => ddi_name_to_major as *const () as u64,
         _ => return None,
     };
     Some(Target::Func(f))
@@ -923,6 +1383,9 @@ pub fn resolve(name: &str) -> Option<Target> {
 /// Kernel objects the module owns right now, by kind (for the leak checks).
 pub fn outstanding() -> BTreeMap<String, usize> {
     let mut m: BTreeMap<String, usize> = BTreeMap::new();
+    sync_files();
+    let held = module_file_refs();
+    m.insert("file reference".into(), held);
     k(|k| {
         m.insert("kmem".into(), k.kmem.len());
         m.insert("umem".into(), k.umem.len());
