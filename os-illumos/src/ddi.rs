@@ -465,6 +465,40 @@ unsafe extern "C" {
     pub static kcred: *mut cred_t;
 }
 
+// ---------------------------------------------------------------- locked user memory
+
+/// `DDI_UMEMLOCK_READ`, `DDI_UMEMLOCK_WRITE` (ddi_umem_lock(9F), `sys/ddidevmap.h`).
+pub const DDI_UMEMLOCK_READ: c_int = 0x01;
+pub const DDI_UMEMLOCK_WRITE: c_int = 0x02;
+/// `PFN_INVALID` (`sys/types.h`): `(pfn_t)-1`.
+pub const PFN_INVALID: c_ulong = c_ulong::MAX;
+/// **Private** (`sys/ddidevmap.h`): in `struct ddi_umem_cookie`, `pparray` (the shadow page
+/// list `as_pagelock` filled, or NULL when the segment has none and the range was
+/// soft-locked instead) follows `size`, `cvaddr` (8 each), `lock` (a `kmutex_t`, 8) and
+/// `type` (a `uint_t`, 4), aligned to 8.
+pub const UMEM_COOKIE_PPARRAY_OFFSET: usize = 32;
+/// **Private** (`sys/ddidevmap.h`): `asp`, the locked process's address space, after
+/// `pparray` and `procp` (8 each).
+pub const UMEM_COOKIE_ASP_OFFSET: usize = 48;
+/// `page_t`: only used through a pointer.
+pub enum page_t {}
+
+unsafe extern "C" {
+    /// ddi_umem_lock(9F): locks the calling process's pages `[addr, addr + len)` (page
+    /// aligned) for reading and/or writing (`as_pagelock`, faulting them in), or fails
+    /// (`EFAULT` for an unmapped or inaccessible range).
+    pub fn ddi_umem_lock(
+        addr: *mut c_char,
+        len: usize,
+        flags: c_int,
+        cookie: *mut ddi_umem_cookie_t,
+    ) -> c_int;
+    /// ddi_umem_unlock(9F): unlocks them (the kernel finishes it on its unlock thread).
+    pub fn ddi_umem_unlock(cookie: ddi_umem_cookie_t);
+    /// **Private** (`vm/page.h`, exported): a page's frame number.
+    pub fn page_pptonum(pp: *mut page_t) -> c_ulong;
+}
+
 /// **Private** (`vm/as.h`): offset of `a_hat` in `struct as`: after `a_contents` (a
 /// `kmutex_t`, 8), `a_flags`, `a_vbits` (1 each) and `a_cv` (a `kcondvar_t`, 2), aligned to 8.
 pub const AS_A_HAT_OFFSET: usize = 16;
@@ -488,6 +522,7 @@ pub mod errno {
     use core::ffi::c_int;
     pub const ENXIO: c_int = 6;
     pub const EBADF: c_int = 9;
+    pub const EAGAIN: c_int = 11;
     pub const ENOMEM: c_int = 12;
     pub const EFAULT: c_int = 14;
     pub const EBUSY: c_int = 16;

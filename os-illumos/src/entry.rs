@@ -225,12 +225,13 @@ pub unsafe extern "C" fn _fini() -> c_int {
     let r = unsafe { ddi::mod_remove(&MODLINKAGE.0) };
     if r == 0 {
         let pages = crate::os::live_pages();
+        let held = crate::os::held_pages();
         #[cfg(target_os = "none")]
         let allocs = crate::rt::live_allocs();
         #[cfg(not(target_os = "none"))]
         let allocs = 0;
         log_args(format_args!(
-            "kvmport: unloaded; outstanding: {allocs} allocations, {pages} pages"
+            "kvmport: unloaded; outstanding: {allocs} allocations, {pages} pages, {held} locked user pages"
         ));
     }
     r

@@ -17,10 +17,17 @@ use crate::ddi;
 
 /// Kernel pages the module owns (for the leak report at unload).
 static LIVE_PAGES: AtomicUsize = AtomicUsize::new(0);
+/// User pages the module holds locked (for the leak report at unload).
+static HELD_PAGES: AtomicUsize = AtomicUsize::new(0);
 
 /// Kernel pages not yet released.
 pub fn live_pages() -> usize {
     LIVE_PAGES.load(Ordering::Relaxed)
+}
+
+/// Locked user pages not yet released.
+pub fn held_pages() -> usize {
+    HELD_PAGES.load(Ordering::Relaxed)
 }
 
 /// The illumos `Os`. Stateless: every service is a kernel function.
@@ -286,21 +293,47 @@ impl Drop for KPage {
     }
 }
 
-/// A held user page. Not implemented on illumos yet (see [`IllumosOs::user_page_hold`]).
-pub struct KHeld(core::convert::Infallible);
+/// A user page locked with ddi_umem_lock(9F) (unlocked on drop).
+///
+/// # Invariants
+/// `cookie` is the live cookie of one locked page, unlocked once, in `drop`; `pa` is that
+/// page's physical address, stable while it is locked.
+pub struct KHeld {
+    cookie: NonNull<c_void>,
+    pa: u64,
+    write: bool,
+}
+
+// SAFETY: a locked-memory cookie may be unlocked from any thread.
+unsafe impl Send for KHeld {}
+// SAFETY: immutable after creation.
+unsafe impl Sync for KHeld {}
 
 impl HeldPage for KHeld {
     fn pa(&self) -> u64 {
-        match self.0 {}
+        self.pa
     }
     fn writable(&self) -> bool {
-        match self.0 {}
+        self.write
     }
+    /// Not yet: copying needs a kernel mapping of the frame (the kpm segment,
+    /// `hat_kpm_pfn2va`), which the loader harness does not model; as on FreeBSD, MMIO and
+    /// string I/O emulation then end the run with an emulation failure instead of touching
+    /// guest memory.
     fn read(&self, _off: usize, _buf: &mut [u8]) -> bool {
-        match self.0 {}
+        false
     }
+    /// Not yet; see [`KHeld::read`].
     fn write(&self, _off: usize, _buf: &[u8]) -> bool {
-        match self.0 {}
+        false
+    }
+}
+
+impl Drop for KHeld {
+    fn drop(&mut self) {
+        HELD_PAGES.fetch_sub(1, Ordering::Relaxed);
+        // SAFETY: the cookie of our lock, unlocked once (type invariant).
+        unsafe { ddi::ddi_umem_unlock(self.cookie.as_ptr()) }
     }
 }
 
@@ -617,11 +650,68 @@ impl Os for IllumosOs {
         if r == 0 { Ok(()) } else { Err(Errno::EFAULT) }
     }
 
-    /// Not yet: pinning a user page (`as_pagelock`) and finding its frame need the process's
-    /// address space, whose layout kvmport does not declare yet. Guest memory is therefore
-    /// unreachable on illumos: guest execution is out of scope of this port so far.
-    fn user_page_hold(&self, _addr: UserAddr, _write: bool) -> KResult<KHeld> {
-        Err(Errno::EFAULT)
+    /// ddi_umem_lock(9F) on the page holding `addr` (read, plus write when asked: a write
+    /// lock breaks copy-on-write and fails on a read-only mapping), then its frame: the
+    /// cookie's shadow page list (`page_pptonum`), or, when the segment gave none (the range
+    /// was soft-locked, its translations locked in the process's hat), `hat_getpfnum` on the
+    /// cookie's address space. The lock keeps the frame until drop; illumos makes an unmap of
+    /// a locked range wait for the unlock.
+    fn user_page_hold(&self, addr: UserAddr, write: bool) -> KResult<KHeld> {
+        if addr.0 >= ddi::USERLIMIT {
+            return Err(Errno::EFAULT);
+        }
+        let base = addr.0 & !(PAGE_SIZE as u64 - 1);
+        let flags = ddi::DDI_UMEMLOCK_READ | if write { ddi::DDI_UMEMLOCK_WRITE } else { 0 };
+        let mut cookie: ddi::ddi_umem_cookie_t = core::ptr::null_mut();
+        // SAFETY: a page-aligned user range of one page of the calling process (an ioctl
+        // context); `cookie` is a local the kernel fills.
+        let r = unsafe { ddi::ddi_umem_lock(base as *mut _, PAGE_SIZE, flags, &mut cookie) };
+        let cookie = match (r, NonNull::new(cookie)) {
+            (0, Some(c)) => c,
+            (ddi::errno::ENOMEM | ddi::errno::EAGAIN, _) => return Err(Errno::ENOMEM),
+            _ => return Err(Errno::EFAULT),
+        };
+        let mut held = KHeld {
+            cookie,
+            pa: 0,
+            write,
+        };
+        HELD_PAGES.fetch_add(1, Ordering::Relaxed);
+        let cb = cookie.as_ptr().cast::<u8>();
+        // SAFETY: fields of the live cookie ddi_umem_lock returned (see ddi's offsets).
+        let (pparray, asp): (*mut *mut ddi::page_t, *mut u8) = unsafe {
+            (
+                field(cb, ddi::UMEM_COOKIE_PPARRAY_OFFSET),
+                field(cb, ddi::UMEM_COOKIE_ASP_OFFSET),
+            )
+        };
+        let pfn = if !pparray.is_null() {
+            // SAFETY: the shadow list of the one locked page: its first entry is that page.
+            unsafe {
+                let pp = pparray.read();
+                if pp.is_null() {
+                    ddi::PFN_INVALID
+                } else {
+                    ddi::page_pptonum(pp)
+                }
+            }
+        } else if !asp.is_null() {
+            // SAFETY: the locked process's `struct as` (kept alive by the lock) and its hat;
+            // `base` is locked in it.
+            unsafe {
+                let hat: *mut c_void = field(asp, ddi::AS_A_HAT_OFFSET);
+                ddi::hat_getpfnum(hat, base as *mut c_void)
+            }
+        } else {
+            ddi::PFN_INVALID
+        };
+        // `held` unlocks on the error paths.
+        let pa = pfn
+            .checked_mul(PAGE_SIZE as u64)
+            .filter(|_| pfn != ddi::PFN_INVALID)
+            .ok_or(Errno::EFAULT)?;
+        held.pa = pa;
+        Ok(held)
     }
 
     fn cpu_current(&self) -> u32 {

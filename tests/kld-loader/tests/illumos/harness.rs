@@ -545,6 +545,72 @@ fn case_eventfd_device(_ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
+/// The harness's ddi_umem_lock(9F), which the driver's `user_page_hold` uses (only reached
+/// by guest execution, so checked here directly): bad flags or alignment are `EINVAL`, an
+/// unmapped page or a write lock of a read-only page `EFAULT` (the cookie left NULL); a lock
+/// gives the cookie's shadow list and address space as `sys/ddidevmap.h` lays them out, the
+/// frame through `page_pptonum` and the process's hat alike, and unlocking ends it.
+fn case_umem_lock(_ctx: &Ctx) -> CaseResult {
+    let ro = kvmport_client::GuestMem::new(0x2000).map_err(|e| e.to_string())?;
+    let base = ro.addr();
+    // SAFETY: makes the second page of our own mapping read-only.
+    if unsafe { libc::mprotect((base + 0x1000) as *mut libc::c_void, 0x1000, libc::PROT_READ) }
+        != 0
+    {
+        return Err("mprotect".into());
+    }
+    let _e = Entry::new();
+    let cookiep = mem::kalloc(8, "cookie out");
+    let lock = |addr: u64, len: usize, flags: i32| {
+        let r = kernel::ddi_umem_lock(addr, len, flags, cookiep);
+        // SAFETY: the arena word.
+        (r, unsafe { (cookiep as *const u64).read() })
+    };
+    let unmapped = kvmport_client::mem::unmapped_addr() & !0xfff;
+    let mut out = Ok(());
+    for (what, addr, len, flags, want) in [
+        ("no access flag", base, 4096, 0, libc::EINVAL),
+        ("LONGTERM without a callback", base, 4096, 5, libc::EINVAL),
+        ("unaligned address", base + 8, 4096, 1, libc::EINVAL),
+        ("unaligned length", base, 100, 1, libc::EINVAL),
+        ("unmapped page", unmapped, 4096, 1, libc::EFAULT),
+        ("write lock of a read-only page", base + 0x1000, 4096, 3, libc::EFAULT),
+        ("a kernel address", mem::ARENA_BASE, 4096, 1, libc::EFAULT),
+    ] {
+        let (r, c) = lock(addr, len, flags);
+        if r != want || c != 0 {
+            out = Err(format!("{what}: {r}, cookie {c:#x}; want {want}, NULL"));
+            break;
+        }
+    }
+    if out.is_ok() {
+        let (r, c) = lock(base + 0x1000, 4096, 1);
+        let (r2, c2) = lock(base, 4096, 3);
+        if r != 0 || c == 0 || r2 != 0 || c2 == 0 {
+            out = Err(format!("read lock {r}, write lock {r2}: want 0 and cookies"));
+        } else {
+            // SAFETY: the harness's cookie: pparray @32, asp @48; a_hat @16.
+            let (pp, hat) = unsafe {
+                let arr = ((c2 + 32) as *const u64).read();
+                let asp = ((c2 + 48) as *const u64).read();
+                ((arr as *const u64).read(), ((asp + 16) as *const u64).read())
+            };
+            let a = kernel::page_pptonum(pp);
+            let b = kernel::hat_getpfnum(hat, base);
+            if a != b || a == u64::MAX {
+                out = Err(format!("frame by page {a:#x}, by hat {b:#x}"));
+            }
+            kernel::ddi_umem_unlock(c);
+            kernel::ddi_umem_unlock(c2);
+            if out.is_ok() && kernel::hat_getpfnum(hat, base) != u64::MAX {
+                out = Err("an unlocked page still has a frame in the process's hat".into());
+            }
+        }
+    }
+    mem::kfree(cookiep);
+    out
+}
+
 static SYMS: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
 fn module_sym(name: &str) -> u64 {
     SYMS.lock().unwrap().get(name).copied().unwrap_or(0)
@@ -575,6 +641,11 @@ const ILLUMOS_CASES: &[Case] = &[
         name: "illumos.eventfd.device_write",
         guest: false,
         run: case_eventfd_device,
+    },
+    Case {
+        name: "illumos.umem_lock.model",
+        guest: false,
+        run: case_umem_lock,
     },
 ];
 

@@ -91,6 +91,13 @@ pub struct Kernel {
     getf_active: BTreeMap<i32, usize>,
     /// The next minor the eventfd device gives an eventfd.
     eventfd_minor: u32,
+    /// ddi_umem_lock cookies: cookie -> (user address, length, shadow list, its pages).
+    ulocks: BTreeMap<u64, (u64, u64, u64, Vec<u64>)>,
+    /// `page_t`s of locked user pages -> frame number.
+    upages: BTreeMap<u64, u64>,
+    /// The test process's `struct as` and its hat.
+    user_as: u64,
+    user_hat: u64,
     /// Data symbols (name -> address).
     pub data: BTreeMap<&'static str, u64>,
     kas_hat: u64,
@@ -137,6 +144,12 @@ pub fn init() {
     // SAFETY: as above; `a_hat` of the kernel's `struct as`.
     unsafe { ((kas + AS_A_HAT) as *mut u64).write(hat) };
     kern.kas_hat = hat;
+    let user_as = mem::kalloc(0x100, "data");
+    let user_hat = mem::kalloc(0x40, "data");
+    // SAFETY: as above; `a_hat` of the process's `struct as`.
+    unsafe { ((user_as + AS_A_HAT) as *mut u64).write(user_hat) };
+    kern.user_as = user_as;
+    kern.user_hat = user_hat;
     kern.data.insert("max_ncpus", maxn);
     kern.data.insert("cpu_freq_hz", freq);
     kern.data.insert("kas", kas);
@@ -451,11 +464,106 @@ extern "C" fn ddi_umem_free(c: u64) {
     }
 }
 
-extern "C" fn hat_getpfnum(hat: u64, va: u64) -> u64 {
-    if hat != k(|k| k.kas_hat) {
-        problem("hat_getpfnum with a hat that is not kas.a_hat".into());
+/// The frame the harness gives a user page (user memory is the test program's own: a fake
+/// physical address above the pool's, page for page).
+fn user_pfn(va: u64) -> u64 {
+    (0x10_0000_0000 + (va & !0xfff)) >> 12
+}
+
+/// `hat_getpfnum(hat, va)`: for the kernel's hat (`kas.a_hat`), the frame of a kernel page;
+/// for the process's hat, the frame of a user page that is locked (translations of unlocked
+/// user pages may go at any time: `PFN_INVALID`).
+pub extern "C" fn hat_getpfnum(hat: u64, va: u64) -> u64 {
+    let (kas_hat, user_hat) = k(|k| (k.kas_hat, k.user_hat));
+    if hat == user_hat {
+        let locked = k(|k| {
+            k.ulocks
+                .values()
+                .any(|(a, l, _, _)| va >= *a && va < a + l)
+        });
+        return if locked { user_pfn(va) } else { u64::MAX };
+    }
+    if hat != kas_hat {
+        problem("hat_getpfnum with a hat that is neither kas.a_hat nor the process's".into());
     }
     mem::kextract(va) >> 12
+}
+
+/// ddi_umem_lock(9F) over the test program's memory: flags `DDI_UMEMLOCK_READ` (1) and/or
+/// `DDI_UMEMLOCK_WRITE` (2) only (`LONGTERM` needs umem_lockmemory's callback: `EINVAL`),
+/// page-aligned address and length (`EINVAL`); every page must be readable, and writable
+/// for a write lock (`EFAULT`). The cookie is laid out as `sys/ddidevmap.h` says: `size`
+/// @0, `cvaddr` @8, `type` @24 (`UMEM_LOCKED`), `pparray` @32 (one `page_t` per page),
+/// `asp` @48 (the process's `struct as`). May block.
+pub extern "C" fn ddi_umem_lock(addr: u64, len: usize, flags: i32, cookiep: u64) -> i32 {
+    may_block("ddi_umem_lock");
+    // SAFETY: the module's out-pointer (NULL on every error, as umem_lockmemory does).
+    unsafe { (cookiep as *mut u64).write(0) };
+    let len = len as u64;
+    if flags & !3 != 0 || flags & 3 == 0 || addr & 0xfff != 0 || len & 0xfff != 0 || len == 0 {
+        return 22;
+    }
+    if !mem::user_range(addr, len) {
+        return 14;
+    }
+    for page in (addr..addr + len).step_by(4096) {
+        let mut b = 0u8;
+        if mem::copyin(page, (&raw mut b) as u64, 1) != 0 {
+            return 14;
+        }
+        // A write lock breaks copy-on-write: the page must be writable (the byte is put back
+        // unchanged; the harness is single-threaded).
+        if flags & 2 != 0 && mem::copyout((&raw const b) as u64, page, 1) != 0 {
+            return 14;
+        }
+    }
+    let n = (len / 4096) as usize;
+    let array = mem::kalloc(n * 8, "umem shadow list");
+    let pages: Vec<u64> = (0..n as u64)
+        .map(|i| {
+            let pp = mem::kalloc(0x80, "page_t");
+            k(|k| k.upages.insert(pp, user_pfn(addr + i * 4096)));
+            // SAFETY: the shadow list block of `n` entries.
+            unsafe { ((array + i * 8) as *mut u64).write(pp) };
+            pp
+        })
+        .collect();
+    let c = mem::kalloc(0x80, "umem lock cookie");
+    let user_as = k(|k| k.user_as);
+    // SAFETY: a fresh 128-byte block; the module's out-pointer.
+    unsafe {
+        std::ptr::write_bytes(c as *mut u8, 0, 0x80);
+        (c as *mut u64).write(len);
+        ((c + 8) as *mut u64).write(addr);
+        ((c + 24) as *mut u32).write(0x400);
+        ((c + 32) as *mut u64).write(array);
+        ((c + 48) as *mut u64).write(user_as);
+        (cookiep as *mut u64).write(c);
+    }
+    k(|k| k.ulocks.insert(c, (addr, len, array, pages)));
+    0
+}
+
+/// ddi_umem_unlock(9F): a cookie of ddi_umem_lock, once.
+pub extern "C" fn ddi_umem_unlock(c: u64) {
+    let Some((_, _, array, pages)) = k(|k| k.ulocks.remove(&c)) else {
+        problem(format!("ddi_umem_unlock({c:#x}) of a cookie ddi_umem_lock did not return"));
+        return;
+    };
+    for pp in pages {
+        k(|k| k.upages.remove(&pp));
+        mem::kfree(pp);
+    }
+    mem::kfree(array);
+    mem::kfree(c);
+}
+
+/// `page_pptonum(pp)`: the frame of a locked user page.
+pub extern "C" fn page_pptonum(pp: u64) -> u64 {
+    k(|k| k.upages.get(&pp).copied()).unwrap_or_else(|| {
+        problem(format!("page_pptonum({pp:#x}) of a page that is not locked"));
+        u64::MAX
+    })
 }
 
 // ------------------------------------------------------------ locks
@@ -1375,6 +1483,9 @@ pub fn resolve(name: &str) -> Option<Target> {
         "closef" => closef as *const () as u64,
         "fop_write" => fop_write as *const () as u64,
         "ddi_name_to_major" => ddi_name_to_major as *const () as u64,
+        "ddi_umem_lock" => ddi_umem_lock as *const () as u64,
+        "ddi_umem_unlock" => ddi_umem_unlock as *const () as u64,
+        "page_pptonum" => page_pptonum as *const () as u64,
         _ => return None,
     };
     Some(Target::Func(f))
@@ -1394,6 +1505,7 @@ pub fn outstanding() -> BTreeMap<String, usize> {
         m.insert("devmap handle".into(), k.dhps.len());
         m.insert("minor node".into(), k.nodes.len());
         m.insert("hma registration".into(), k.hma.len());
+        m.insert("locked user memory".into(), k.ulocks.len());
     });
     m
 }
