@@ -499,6 +499,27 @@ unsafe extern "C" {
     pub fn page_pptonum(pp: *mut page_t) -> c_ulong;
 }
 
+// ---------------------------------------------------------------- signal masks
+
+/// `SIG_BLOCK`, `SIG_UNBLOCK` (`sys/signal.h`).
+pub const SIG_BLOCK: c_int = 1;
+pub const SIG_UNBLOCK: c_int = 2;
+
+unsafe extern "C" {
+    /// **Private** (the `lwp_sigmask` system call, `uts/common/syscall/sigprocmask.c`,
+    /// exported by genunix): changes the calling thread's held signals (`t_hold`, three
+    /// 32-bit words: signals 1-32, 33-64, 65-96) by `how` with the given words (SIGKILL and
+    /// SIGSTOP are never held), and returns the first two words of the previous mask as an
+    /// `rval_t` (word 0 in the low 32 bits on amd64).
+    pub fn lwp_sigmask(
+        how: c_int,
+        bits0: c_uint,
+        bits1: c_uint,
+        bits2: c_uint,
+        bits3: c_uint,
+    ) -> i64;
+}
+
 /// **Private** (`vm/as.h`): offset of `a_hat` in `struct as`: after `a_contents` (a
 /// `kmutex_t`, 8), `a_flags`, `a_vbits` (1 each) and `a_cv` (a `kcondvar_t`, 2), aligned to 8.
 pub const AS_A_HAT_OFFSET: usize = 16;

@@ -813,10 +813,22 @@ impl Os for IllumosOs {
 
     fn thread_resched(&self) {}
 
-    /// Not yet: the thread's held-signal set (`t_hold`) has no DDI; `KVM_SET_SIGNAL_MASK` is
-    /// stored but not applied during `KVM_RUN` (documented in docs/illumos.md).
+    /// The eight ABI bytes are the first 64 illumos signals (the first two words of the
+    /// native `sigset_t`, as on FreeBSD); the thread's third word is kept. `lwp_sigmask`
+    /// returns only words 0 and 1 of the old mask, so the swap unblocks those two words and
+    /// then blocks the new ones (word 2 untouched); restoring uses the same two steps.
     fn thread_sigmask_swap(&self, mask: SigMask) -> SigMask {
-        mask
+        let m = u64::from_le_bytes(mask.0);
+        // SAFETY: changes only the calling thread's own held signals, as sigprocmask(2)
+        // would; no memory is passed.
+        let old = unsafe {
+            let old = ddi::lwp_sigmask(ddi::SIG_UNBLOCK, u32::MAX, u32::MAX, 0, 0);
+            // CAST: splitting 64 bits into two words.
+            ddi::lwp_sigmask(ddi::SIG_BLOCK, m as u32, (m >> 32) as u32, 0, 0);
+            old
+        };
+        // CAST: the rval_t's 64 bits: word 0 low, word 1 high.
+        SigMask((old as u64).to_le_bytes())
     }
 
     fn process_id(&self) -> u64 {

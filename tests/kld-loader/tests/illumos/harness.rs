@@ -611,6 +611,51 @@ fn case_umem_lock(_ctx: &Ctx) -> CaseResult {
     out
 }
 
+/// `KVM_SET_SIGNAL_MASK` is applied for the duration of `KVM_RUN`: the thread holds a
+/// pending SIGUSR1 (illumos 16); a run with a mask that does not hold it ends at once with
+/// `EINTR` and `KVM_EXIT_INTR` (the run loop's signal check, before any guest entry), and the
+/// thread's own mask (with its third word) is back afterwards. (The other direction, a mask
+/// that holds a signal the thread does not, would go on into the guest, which the harness does
+/// not run.)
+fn case_signal_mask_run(ctx: &Ctx) -> CaseResult {
+    use kvmport_client::GuardedBuf;
+    use kvmport_core::abi::ioctl::KVM_SET_SIGNAL_MASK;
+    let (kvm, _vm, vcpu) = ctx.vcpu()?;
+    let size = kvm.vcpu_mmap_size().map_err(|e| e.to_string())?;
+    let map = kvmport_client::RunMap::map(vcpu.fd().raw(), size).map_err(|e| e.to_string())?;
+    let usr1 = 1u32 << (16 - 1);
+    let own = [usr1 | 1, 0x8000_0000, 0x5];
+    k(|k| {
+        k.sig_hold = own;
+        k.sig_pending = [usr1, 0, 0];
+    });
+    // kvm_signal_mask { len 8, sigset: SIGHUP (1) held only }.
+    let mut b = GuardedBuf::new(4 + 8).map_err(|e| e.to_string())?;
+    b.write(0, &8u32);
+    b.write(4, &1u64);
+    vcpu.fd()
+        .ioctl_buf(KVM_SET_SIGNAL_MASK, &mut b)
+        .map_err(|e| format!("KVM_SET_SIGNAL_MASK: {e}"))?;
+    match vcpu.run() {
+        Err(e) if e == Errno::EINTR => {}
+        o => return Err(format!("KVM_RUN with SIGUSR1 pending and not masked: {o:?}, want EINTR")),
+    }
+    let reason = u32::from_ne_bytes(
+        map.read_bytes(8, 4)
+            .try_into()
+            .map_err(|_| "short run page read")?,
+    );
+    if reason != kvmport_core::abi::KVM_EXIT_INTR {
+        return Err(format!("exit_reason {reason}, want KVM_EXIT_INTR"));
+    }
+    let hold = k(|k| k.sig_hold);
+    if hold != own {
+        return Err(format!("the thread's mask after KVM_RUN: {hold:x?}, want {own:x?}"));
+    }
+    k(|k| k.sig_pending = [0; 3]);
+    Ok(())
+}
+
 static SYMS: std::sync::Mutex<BTreeMap<String, u64>> = std::sync::Mutex::new(BTreeMap::new());
 fn module_sym(name: &str) -> u64 {
     SYMS.lock().unwrap().get(name).copied().unwrap_or(0)
@@ -646,6 +691,11 @@ const ILLUMOS_CASES: &[Case] = &[
         name: "illumos.umem_lock.model",
         guest: false,
         run: case_umem_lock,
+    },
+    Case {
+        name: "illumos.signal_mask.applied_during_run",
+        guest: false,
+        run: case_signal_mask_run,
     },
 ];
 

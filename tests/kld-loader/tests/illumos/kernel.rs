@@ -95,6 +95,12 @@ pub struct Kernel {
     ulocks: BTreeMap<u64, (u64, u64, u64, Vec<u64>)>,
     /// `page_t`s of locked user pages -> frame number.
     upages: BTreeMap<u64, u64>,
+    /// The harness thread's held signals (`t_hold`, three words) and pending signals.
+    pub sig_hold: [u32; 3],
+    /// Pending signals (set by cases).
+    pub sig_pending: [u32; 3],
+    /// `t_hold` when the current system call entered the kernel.
+    entry_hold: Option<[u32; 3]>,
     /// The test process's `struct as` and its hat.
     user_as: u64,
     user_hat: u64,
@@ -172,6 +178,7 @@ impl Entry {
         let td = k(|k| k.thread);
         let c = NEXT_CPU.fetch_add(1, Ordering::Relaxed) % cpu::NCPU;
         cpu::switch_to(c, td);
+        k(|k| k.entry_hold = Some(k.sig_hold));
         Entry
     }
 }
@@ -185,6 +192,12 @@ impl Drop for Entry {
         }
         if k(|k| std::mem::take(&mut k.fpu)) {
             problem("returned to user space inside kernel_fpu_begin".into());
+        }
+        let (at_entry, now) = k(|k| (k.entry_hold.take(), k.sig_hold));
+        if at_entry.is_some_and(|h| h != now) {
+            problem(format!(
+                "returned to user space with the signal mask changed: {at_entry:x?} -> {now:x?}"
+            ));
         }
         let open = k(|k| std::mem::take(&mut k.getf_active));
         if !open.is_empty() {
@@ -698,8 +711,44 @@ extern "C" fn kernel_fpu_end(_kfpu: u64, _flags: u32) {
         problem("kernel_fpu_end without kernel_fpu_begin".into());
     }
 }
-extern "C" fn issig(_why: i32) -> i32 {
-    0
+/// `issig(JUSTLOOKING)`: whether a signal is pending that the thread does not hold.
+extern "C" fn issig(why: i32) -> i32 {
+    if why != 0 {
+        problem(format!("issig({why}): the module may only look (JUSTLOOKING)"));
+    }
+    k(|k| {
+        let deliverable = k
+            .sig_pending
+            .iter()
+            .zip(k.sig_hold)
+            .any(|(p, h)| p & !h != 0);
+        i32::from(deliverable)
+    })
+}
+
+/// `SIGKILL` (9) and `SIGSTOP` (23) can never be held (`CANTMASK0`).
+const CANTMASK0: u32 = (1 << 8) | (1 << 22);
+
+/// `lwp_sigmask(how, bits0, bits1, bits2, bits3)`: `SIG_BLOCK` (1), `SIG_UNBLOCK` (2) or
+/// `SIG_SETMASK` (3) on the calling thread's held signals (`bits3` unused; SIGKILL and SIGSTOP
+/// never held); returns the previous words 0 and 1 as an `rval_t` (word 0 low).
+extern "C" fn lwp_sigmask(how: i32, b0: u32, b1: u32, b2: u32, _b3: u32) -> i64 {
+    let bits = [b0 & !CANTMASK0, b1, b2];
+    k(|k| {
+        let old = k.sig_hold;
+        for (h, b) in k.sig_hold.iter_mut().zip(bits) {
+            match how {
+                1 => *h |= b,
+                2 => *h &= !b,
+                3 => *h = b,
+                _ => {}
+            }
+        }
+        if !(1..=3).contains(&how) {
+            k.problems.push(format!("lwp_sigmask with how {how}"));
+        }
+        (u64::from(old[0]) | (u64::from(old[1]) << 32)) as i64
+    })
 }
 extern "C" fn gethrtime() -> i64 {
     let mut ts = libc::timespec {
@@ -1486,6 +1535,7 @@ pub fn resolve(name: &str) -> Option<Target> {
         "ddi_umem_lock" => ddi_umem_lock as *const () as u64,
         "ddi_umem_unlock" => ddi_umem_unlock as *const () as u64,
         "page_pptonum" => page_pptonum as *const () as u64,
+        "lwp_sigmask" => lwp_sigmask as *const () as u64,
         _ => return None,
     };
     Some(Target::Func(f))
