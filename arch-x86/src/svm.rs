@@ -39,6 +39,7 @@ use zerocopy::FromZeros;
 
 use crate::cpuid::{Features, Leaf};
 use crate::cpuid_table::{self, cr4};
+use crate::crwrite;
 use crate::decode::{self, Seg};
 use crate::emulate::{self, CpuCtx, EmuError, MmioPlan};
 use crate::hw::{
@@ -1083,6 +1084,9 @@ impl<H: Hw> Svm<H> {
             misc |= misc1::IRET;
         }
         v.img.set_u32(ctl::MISC1, misc);
+        if vmrun::lme_hidden(&v.st) {
+            v.img.set_u32(ctl::CR_INTERCEPTS, (1 << 16) | (1 << 20));
+        }
         vmrun::load_guest(&mut v.img, &v.st);
         if !v.vmcb.write(0, &v.img.0) {
             return Err(Errno::EINVAL);
@@ -1297,6 +1301,8 @@ impl<H: Hw> Svm<H> {
                 })
             }
             code::NPF => self.nested_fault(ctx, exit.info2, vmrun::npf_is_write(exit.info1))?,
+            code::CR0_WRITE => self.cr_write_exit(ctx, 0)?,
+            code::CR4_WRITE => self.cr_write_exit(ctx, 4)?,
             _ => Some(unexpected),
         })
     }
@@ -1357,6 +1363,81 @@ impl<H: Hw> Svm<H> {
     /// batch of elements within a page through the PIO data page: `OUTS` data is copied
     /// there now, `INS` data is stored by [`Svm::complete_ins`]. With `REP` and elements
     /// left, RIP stays on the instruction, which exits again for the next batch.
+    /// A CR0 or CR4 write intercepted while `EFER.LME` is hidden ([`vmrun::lme_hidden`]):
+    /// decodes the instruction at RIP (TCG gives no decode assists), applies it with the
+    /// architectural checks or queues `#GP(0)`, and steps RIP past it.
+    fn cr_write_exit<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, cr: u8) -> KResult<Option<Exit>> {
+        let st = &ctx.vcpu().st;
+        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
+        let cs_long = st
+            .segs
+            .get(crate::state::seg::CS)
+            .is_some_and(|s| s.attrib & (1 << 9) != 0); // VMCB attrib: L is bit 9
+        let mut mem = CtxMem { ctx: &*ctx };
+        let f = walk::fetch_insn(
+            &mut mem,
+            &cpu.paging,
+            cpu.mode,
+            cpu.base(Seg::Cs),
+            regs.rip,
+            cpu.cpl == 3,
+        );
+        // CAST: at most 15.
+        let flen = f.len as u8;
+        let fail = |error, bytes, len| {
+            Some(Exit::EmulationFailure(
+                emulate::Failure { error, bytes, len }.emulation_failure(),
+            ))
+        };
+        let insn = match decode::decode(f.bytes.get(..f.len).unwrap_or(&[]), cpu.mode) {
+            Ok(i) => i,
+            Err(e) => return Ok(fail(EmuError::Decode(e), f.bytes, flen)),
+        };
+        let w = match crwrite::decode(&insn, &regs) {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                // LMSW m16: read the operand through the guest's paging.
+                let acc = walk::Access {
+                    write: false,
+                    fetch: false,
+                    user: cpu.cpl == 3,
+                    ac: false,
+                };
+                let mut b = [0u8; 2];
+                let linear = emulate::operand_linear(&insn, &cpu, &regs);
+                let gpa = linear.map(|l| walk::translate(&mut mem, &cpu.paging, l, acc));
+                match gpa {
+                    Some(Ok(g)) if g & 0xfff != 0xfff && mem.read_phys(g, &mut b) => {
+                        crwrite::CrWrite::Lmsw(u16::from_le_bytes(b))
+                    }
+                    Some(Err(e)) => return Ok(fail(EmuError::Fault(e), insn.bytes, insn.len)),
+                    _ => return Ok(fail(EmuError::Unsupported, insn.bytes, insn.len)),
+                }
+            }
+            Err(e) => return Ok(fail(e, insn.bytes, insn.len)),
+        };
+        if w.cr() != cr {
+            return Ok(fail(EmuError::Mismatch, insn.bytes, insn.len));
+        }
+        let v = &mut ctx.vcpu().st;
+        let reserved = self.host_cr4_reserved | v.cr4_guest_reserved;
+        let mut s = crwrite::CrState {
+            cr0: v.cr0,
+            cr3: v.cr3,
+            cr4: v.cr4,
+            efer: v.efer,
+        };
+        match crwrite::apply(&mut s, w, cpu.cpl, cpu.mode, cs_long, reserved) {
+            Ok(()) => {
+                (v.cr0, v.cr4, v.efer) = (s.cr0, s.cr4, s.efer);
+                emulate::advance_rip(&mut v.regs, &insn);
+                v.events.int_shadow = false;
+            }
+            Err(crwrite::GpFault) => inject_gp0(v),
+        }
+        Ok(None)
+    }
+
     fn string_io_exit<O: Os>(
         &self,
         ctx: &mut RunCtx<'_, O, Self>,

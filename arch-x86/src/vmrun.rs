@@ -26,6 +26,8 @@ const _: () = assert!(core::mem::size_of::<VmcbImage>() == VMCB_IMAGE_LEN);
 
 /// Offsets in the VMCB control area.
 pub mod ctl {
+    /// CR intercepts (u32): reads of CRn in bit n, writes in bit 16 + n.
+    pub const CR_INTERCEPTS: usize = 0x000;
     /// Exception intercept bitmap (u32).
     pub const EXCEPTIONS: usize = 0x008;
     /// Intercepts, first vector (u32): INTR, NMI, ..., SHUTDOWN.
@@ -188,6 +190,10 @@ pub mod code {
     pub const IRET: u64 = 0x74;
     /// `XSETBV`.
     pub const XSETBV: u64 = 0x8d;
+    /// Write of CR0 (`MOV CR0`, `LMSW`, `CLTS`).
+    pub const CR0_WRITE: u64 = 0x10;
+    /// Write of CR4.
+    pub const CR4_WRITE: u64 = 0x14;
     /// Nested page fault.
     pub const NPF: u64 = 0x400;
     /// Invalid guest state (compare the low 32 bits: TCG stores it zero-extended).
@@ -316,7 +322,8 @@ pub fn load_guest(img: &mut VmcbImage, v: &VcpuState) {
     img.set_dtable(save::GDTR, &v.gdt);
     img.set_dtable(save::IDTR, &v.idt);
     img.put(save::CPL, &[guest_cpl(v)]);
-    img.set_u64(save::EFER, vmcb_efer(v.efer, v.cr0));
+    let hide = if lme_hidden(v) { EFER_LME } else { 0 };
+    img.set_u64(save::EFER, vmcb_efer(v.efer, v.cr0) & !hide);
     img.set_u64(save::CR0, v.cr0);
     img.set_u64(save::CR2, v.cr2);
     img.set_u64(save::CR3, v.cr3);
@@ -329,6 +336,15 @@ pub fn load_guest(img: &mut VmcbImage, v: &VcpuState) {
     img.set_u64(save::RAX, v.regs.rax);
     img.set_u64(save::G_PAT, v.msrs.pat);
     img.set_u64(ctl::INT_STATE, u64::from(v.events.int_shadow));
+}
+
+/// Whether the guest is in the state where the processor is given `EFER.LME` clear: `LME` set
+/// with `CR0.PG` and `CR4.PAE` both clear, in which QEMU's TCG SVM corrupts the host's CR0 on
+/// `#VMEXIT` (see [`crate::crwrite`]). `LME` has no effect until paging is enabled, which
+/// cannot happen without an intercepted CR0 or CR4 write first, so the guest sees no
+/// difference. The world switch intercepts CR0 and CR4 writes while this holds.
+pub fn lme_hidden(v: &VcpuState) -> bool {
+    v.efer & EFER_LME != 0 && v.cr0 & cr0::PG == 0 && v.cr4 & crate::cpuid_table::cr4::PAE == 0
 }
 
 /// The `EFER` the processor sees: `SVME` set, as `VMRUN` requires, and `LMA` equal to
@@ -347,6 +363,9 @@ pub fn vmcb_efer(efer: u64, cr0_value: u64) -> u64 {
 
 /// Reads the guest state back from the save area of `img` after `#VMEXIT`.
 pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
+    // CR0 and CR4 writes were intercepted while LME was hidden, so the state that hid it
+    // still holds; the guest's EFER keeps its LME.
+    let hidden = if lme_hidden(v) { EFER_LME } else { 0 };
     for (i, off) in SEG_SLOTS {
         if let Some(s) = v.segs.get_mut(i) {
             *s = img.seg(off);
@@ -354,7 +373,7 @@ pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
     }
     v.gdt = img.dtable(save::GDTR);
     v.idt = img.dtable(save::IDTR);
-    v.efer = img.u64(save::EFER) & !EFER_SVME;
+    v.efer = (img.u64(save::EFER) & !EFER_SVME) | hidden;
     v.cr0 = img.u64(save::CR0);
     v.cr2 = img.u64(save::CR2);
     v.cr3 = img.u64(save::CR3);
@@ -711,6 +730,31 @@ mod tests {
         assert!(!needs_reinject(0x8000_0303));
         // Not valid.
         assert!(!needs_reinject(0x0000_0b0e));
+    }
+
+    #[test]
+    fn lme_hidden_while_paging_and_pae_are_off() {
+        let mut v = VcpuState::reset(0, 0).unwrap();
+        v.efer = EFER_LME;
+        let mut img = VmcbImage::new();
+        load_guest(&mut img, &v);
+        assert_eq!(
+            img.u64(save::EFER),
+            EFER_SVME,
+            "LME hidden from the processor"
+        );
+        store_guest(&img, &mut v);
+        assert_eq!(v.efer, EFER_LME, "the guest's LME survives the exit");
+        v.cr4 = crate::cpuid_table::cr4::PAE;
+        assert!(!lme_hidden(&v));
+        load_guest(&mut img, &v);
+        assert_eq!(
+            img.u64(save::EFER),
+            EFER_LME | EFER_SVME,
+            "shown once PAE is set"
+        );
+        store_guest(&img, &mut v);
+        assert_eq!(v.efer, EFER_LME);
     }
 
     #[test]

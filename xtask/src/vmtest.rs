@@ -56,6 +56,8 @@ struct GuestRun {
     /// Modules from `/mods` to `insmod`, in order (unloaded in reverse order afterwards). A
     /// module may carry parameters after colons: `kvm-amd:npt=0:nested=0`.
     modules: &'static [&'static str],
+    /// Suite cases this run leaves out (`kvm-conformance --skip`), each for a stated reason.
+    skip: &'static [&'static str],
     /// Judged case by case against the reference run (differences allowed only in cases that
     /// run guest code) instead of having to pass every case.
     compare: bool,
@@ -67,6 +69,10 @@ const REFERENCE_RUN: GuestRun = GuestRun {
     title: "reference (kvm_amd)",
     device: "/dev/kvm",
     modules: &["irqbypass", "kvm", "ccp", "kvm-amd"],
+    // kvm_amd gives QEMU's TCG SVM a guest EFER.LME with paging and PAE off; the #VMEXIT
+    // then leaves the guest's CR0 in the host (docs/linux.md, "QEMU TCG: LME before PAE")
+    // and the test VM dies. kvmport hides LME in that state.
+    skip: &["run.sregs.lme_before_pae"],
     compare: false,
 };
 
@@ -76,6 +82,7 @@ const KVMPORT_RUN: GuestRun = GuestRun {
     title: "kvmport",
     device: "/dev/kvm",
     modules: &["kvmport"],
+    skip: &[],
     compare: true,
 };
 
@@ -152,7 +159,7 @@ while read -r label dev mods; do
   fi
   if [ $ok = 1 ]; then
     echo "VMTEST-SUITE-BEGIN $label"
-    /bin/kvm-conformance --device "$dev" $SUITE_ARGS </dev/null 2>&1
+    /bin/kvm-conformance --device "$dev" $(cat "/etc/vmtest/skip-$label") $SUITE_ARGS </dev/null 2>&1
     rc=$?
     echo "VMTEST-SUITE-END $label rc=$rc"
     [ $rc -ne 0 ] && fails=$((fails + 1))
@@ -889,6 +896,14 @@ fn write_initramfs(
     a.file("etc/vmtest/runs", 0o644, runs_file(&plan.runs).as_bytes());
     let args = opts.suite_args.join(" ") + "\n";
     a.file("etc/vmtest/suite-args", 0o644, args.as_bytes());
+    for r in &plan.runs {
+        let skip: String = r.skip.iter().map(|c| format!("--skip {c} ")).collect();
+        a.file(
+            &format!("etc/vmtest/skip-{}", r.label),
+            0o644,
+            format!("{skip}\n").as_bytes(),
+        );
+    }
     for (name, p) in &plan.modules {
         let bytes = fs::read(p).map_err(io_err(p))?;
         a.file(&format!("mods/{name}.ko"), 0o644, &bytes);
