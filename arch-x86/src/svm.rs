@@ -28,7 +28,7 @@ use kvmport_core::abi::{
     KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, KvmClockData, KvmEnableCap,
     KvmInterrupt, KvmIrqLevel, KvmIrqchip, KvmTranslation,
 };
-use kvmport_core::arch::{ArchLimits, Completion, Exit, GuestPage, RunCtx, RunFlags};
+use kvmport_core::arch::{ArchLimits, Completion, Exit, GuestPage, RunCtx, RunFlags, SyncArea};
 use kvmport_core::fam::{self, TooSmall};
 use kvmport_core::kalloc::{vec_from_fn, vec_push};
 use kvmport_core::memslot::{Gfn, SlotChange, SlotLimits};
@@ -50,8 +50,12 @@ use crate::msr::{self, MsrHost};
 use crate::state::{SregsCommon, VcpuState, cr0, frozen_cpuid_matches, xsave};
 use crate::vmrun::{self, IoExit, Npt, VmcbImage, code, ctl, misc1, misc2};
 use crate::walk::{self, GuestMem};
-use kvmport_core::abi::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON;
 use kvmport_core::abi::x86::KvmRegs as Regs;
+use kvmport_core::abi::x86::{KVM_SYNC_X86_EVENTS, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS};
+use kvmport_core::abi::{
+    KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON, KVM_MSR_EXIT_REASON_FILTER,
+    KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN,
+};
 use kvmport_core::os::Lock;
 
 /// Most vCPUs per VM (kvm_amd's `KVM_MAX_VCPUS` in the reference configuration).
@@ -138,6 +142,12 @@ pub struct SvmVm<O: Os> {
     /// The nested page table. A vCPU holds this lock across its world switch, so a tear-down
     /// waits until no vCPU of the VM is in the guest.
     npt: O::Mutex<Npt<O>>,
+    /// `KVM_MSR_EXIT_REASON_*` bits for which a refused `RDMSR`/`WRMSR` goes to user space
+    /// (`KVM_CAP_X86_USER_SPACE_MSR`).
+    msr_exits: AtomicU32,
+    /// `KVM_X86_DISABLE_EXITS_*` bits enabled (`KVM_CAP_X86_DISABLE_EXITS`); vCPUs created
+    /// afterwards take them, as on KVM.
+    disabled_exits: AtomicU32,
 }
 
 /// Per-vCPU state: the ABI-visible state model, the VMCB page and its software image.
@@ -159,6 +169,10 @@ pub struct SvmVcpu<O: Os> {
     /// An exit decided while completing the last access (the second access of a
     /// read-modify-write, or an emulation failure), returned before the guest runs again.
     queued_exit: Option<Exit>,
+    /// An `RDMSR` (true) or `WRMSR` (false) that went to user space; RIP is still on it.
+    pending_msr: Option<bool>,
+    /// `HLT` runs in the guest (`KVM_X86_DISABLE_EXITS_HLT` was on when the vCPU was made).
+    hlt_in_guest: bool,
 }
 
 /// Queues #GP(0) for the guest (a refused `RDMSR`/`WRMSR`/`XSETBV`).
@@ -643,7 +657,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             },
             vcpu_mmap_pages: 3,
             pio_page: Some(1),
-            sync_regs: 0,
+            sync_regs: SYNC_FIELDS,
         }
     }
 
@@ -655,7 +669,6 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             Cap::Irqchip
             | Cap::Hlt
             | Cap::X86Smm
-            | Cap::SyncRegs
             | Cap::SetGuestDebug
             | Cap::SplitIrqchip
             | Cap::ExceptionPayload
@@ -669,7 +682,10 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             | Cap::Debugregs
             | Cap::UserNmi
             | Cap::GetMsrFeatures
-            | Cap::Sregs2 => 1,
+            | Cap::Sregs2
+            | Cap::X86UserSpaceMsr => 1,
+            Cap::SyncRegs => SYNC_FIELDS as i64,
+            Cap::X86DisableExits => i64::from(DISABLE_EXITS_VALID),
             Cap::Xsave | Cap::Xcrs => xsave,
             Cap::Xsave2 => XSAVE2_SIZE as i64,
             Cap::VmTypes => 1 << KVM_X86_DEFAULT_VM,
@@ -712,6 +728,8 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             clock_offset: AtomicU64::new(0u64.wrapping_sub(os.time_monotonic_ns())),
             asid,
             npt: O::Mutex::new(Npt::default())?,
+            msr_exits: AtomicU32::new(0),
+            disabled_exits: AtomicU32::new(0),
         })
     }
 
@@ -763,7 +781,27 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     /// `KVM_CAP_MAX_VCPU_ID`: lowers the vCPU-id limit of this VM, once (setting the same value
     /// again is accepted). Other capabilities are not enableable.
     fn vm_enable_cap(&self, _os: &O, vm: &SvmVm<O>, cap: &KvmEnableCap) -> KResult<()> {
-        if cap.flags != 0 || cap.cap != Cap::MaxVcpuId.raw() {
+        if cap.flags != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if cap.cap == Cap::X86UserSpaceMsr.raw() {
+            let mask = u32::try_from(cap.args[0])
+                .ok()
+                .filter(|m| m & !MSR_EXIT_REASONS == 0)
+                .ok_or(Errno::EINVAL)?;
+            vm.msr_exits.store(mask, Ordering::Release);
+            return Ok(());
+        }
+        if cap.cap == Cap::X86DisableExits.raw() {
+            // Bits can be added, never taken back; vCPUs made from now on take them.
+            let bits = u32::try_from(cap.args[0])
+                .ok()
+                .filter(|b| b & !DISABLE_EXITS_VALID == 0)
+                .ok_or(Errno::EINVAL)?;
+            vm.disabled_exits.fetch_or(bits, Ordering::AcqRel);
+            return Ok(());
+        }
+        if cap.cap != Cap::MaxVcpuId.raw() {
             return Err(Errno::EINVAL);
         }
         let want = u32::try_from(cap.args[0])
@@ -807,6 +845,8 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             pending_ins: None,
             queued_exit: None,
             pending_io: None,
+            pending_msr: None,
+            hlt_in_guest: vm.disabled_exits.load(Ordering::Acquire) & DISABLE_EXITS_HLT != 0,
         })
     }
 
@@ -931,6 +971,47 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         }
     }
 
+    /// Imports in the order KVM documents (regs, sregs, events), each as its `KVM_SET_*`
+    /// would; a refused field fails the run with its errno.
+    fn vcpu_sync_import(
+        &self,
+        v: &mut SvmVcpu<O>,
+        dirty: u64,
+        area: &SyncArea<'_, O::Page>,
+    ) -> KResult<()> {
+        if dirty & KVM_SYNC_X86_REGS != 0 {
+            let r: KvmRegs = area.read(SYNC_REGS_OFF)?;
+            self.vcpu_set_regs(v, &r)?;
+        }
+        if dirty & KVM_SYNC_X86_SREGS != 0 {
+            let s: KvmSregs = area.read(SYNC_SREGS_OFF)?;
+            self.vcpu_set_sregs(v, &s)?;
+        }
+        if dirty & KVM_SYNC_X86_EVENTS != 0 {
+            let e: KvmVcpuEvents = area.read(SYNC_EVENTS_OFF)?;
+            v.st.set_events(&e)?;
+        }
+        Ok(())
+    }
+
+    fn vcpu_sync_export(
+        &self,
+        v: &SvmVcpu<O>,
+        valid: u64,
+        area: &SyncArea<'_, O::Page>,
+    ) -> KResult<()> {
+        if valid & KVM_SYNC_X86_REGS != 0 {
+            area.write(SYNC_REGS_OFF, &v.st.regs)?;
+        }
+        if valid & KVM_SYNC_X86_SREGS != 0 {
+            area.write(SYNC_SREGS_OFF, &v.st.sregs())?;
+        }
+        if valid & KVM_SYNC_X86_EVENTS != 0 {
+            area.write(SYNC_EVENTS_OFF, &v.st.get_events())?;
+        }
+        Ok(())
+    }
+
     /// Finishes a port access that went to user space: loads `IN` data into RAX and steps
     /// past the instruction. MMIO never exits to user space yet, so there is nothing to
     /// complete for it.
@@ -942,6 +1023,22 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             Completion::Io { input, .. } => input,
             Completion::Mmio { data, .. } => {
                 self.complete_mmio(ctx, &data);
+                return Ok(());
+            }
+            Completion::Msr { error, data } => {
+                let v = ctx.vcpu();
+                if let Some(read) = v.pending_msr.take() {
+                    let st = &mut v.st;
+                    if error {
+                        inject_gp0(st);
+                    } else {
+                        if read {
+                            st.regs.rax = data & 0xffff_ffff;
+                            st.regs.rdx = data >> 32;
+                        }
+                        st.regs.rip = st.regs.rip.wrapping_add(2);
+                    }
+                }
                 return Ok(());
             }
         };
@@ -985,6 +1082,26 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         Ok(Exit::Interrupted)
     }
 }
+
+/// The `kvm_run.s` fields offered (`struct kvm_sync_regs`: regs, sregs, events).
+const SYNC_FIELDS: u64 = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
+/// Offsets in `struct kvm_sync_regs`.
+const SYNC_REGS_OFF: usize = 0;
+const SYNC_SREGS_OFF: usize = core::mem::size_of::<KvmRegs>();
+const SYNC_EVENTS_OFF: usize = SYNC_SREGS_OFF + core::mem::size_of::<KvmSregs>();
+
+/// `KVM_X86_DISABLE_EXITS_HLT`.
+const DISABLE_EXITS_HLT: u32 = 1 << 1;
+/// `KVM_X86_DISABLE_EXITS_PAUSE`.
+const DISABLE_EXITS_PAUSE: u32 = 1 << 2;
+/// The disable-exits bits offered: HLT (the guest halts on the host CPU until an interrupt
+/// exits it) and PAUSE (never intercepted in the first place). MWAIT and C-state exits are
+/// not offered.
+const DISABLE_EXITS_VALID: u32 = DISABLE_EXITS_HLT | DISABLE_EXITS_PAUSE;
+/// The `KVM_MSR_EXIT_REASON_*` bits `KVM_CAP_X86_USER_SPACE_MSR` accepts. FILTER is
+/// accepted and never fires: there is no `KVM_X86_SET_MSR_FILTER`.
+const MSR_EXIT_REASONS: u32 =
+    KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER;
 
 /// Bytes of `INS`/`OUTS` data moved per exit (one stack buffer on each side).
 const STRING_IO_BATCH: u64 = 256;
@@ -1072,6 +1189,9 @@ impl<H: Hw> Svm<H> {
         let window = request_window && !v.st.events.irq_injected && inj == 0;
         setup_control(&mut v.img, vm.asid, iopm, msrpm, ncr3, inj);
         let mut misc = misc1_intercepts();
+        if v.hlt_in_guest {
+            misc &= !misc1::HLT;
+        }
         if window {
             // V_IRQ with the highest priority, ignoring V_TPR: the guest exits with VINTR as
             // soon as it could take an interrupt.
@@ -1235,7 +1355,8 @@ impl<H: Hw> Svm<H> {
                 let v = &mut vc.st;
                 // CAST: RDMSR/WRMSR take ECX.
                 let index = v.regs.rcx as u32;
-                let ok = if exit.info1 & 1 == 0 {
+                let write = exit.info1 & 1 != 0;
+                let ok = if !write {
                     match msr::get(v, &host, index) {
                         Some(d) => {
                             v.regs.rax = d & 0xffff_ffff;
@@ -1250,10 +1371,31 @@ impl<H: Hw> Svm<H> {
                 };
                 if ok {
                     v.regs.rip = v.regs.rip.wrapping_add(2);
-                } else {
-                    inject_gp0(v);
+                    return Ok(None);
                 }
-                None
+                // Refused: an MSR the backend does not know, or a value it does not accept.
+                let reason = if msr::get(v, &host, index).is_some() {
+                    KVM_MSR_EXIT_REASON_INVAL
+                } else {
+                    KVM_MSR_EXIT_REASON_UNKNOWN
+                };
+                if ctx.vm().msr_exits.load(Ordering::Acquire) & reason == 0 {
+                    inject_gp0(&mut ctx.vcpu().st);
+                    return Ok(None);
+                }
+                let vc = ctx.vcpu();
+                vc.pending_msr = Some(!write);
+                let r = &vc.st.regs;
+                Some(Exit::Msr {
+                    write,
+                    reason,
+                    index,
+                    data: if write {
+                        (r.rdx << 32) | (r.rax & 0xffff_ffff)
+                    } else {
+                        0
+                    },
+                })
             }
             code::XSETBV => {
                 let vc = ctx.vcpu();

@@ -15,9 +15,10 @@ use crate::abi::{
     KVM_EXIT_FAIL_ENTRY, KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR, KVM_EXIT_IO,
     KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_EXIT_IRQ_WINDOW_OPEN, KVM_EXIT_MMIO, KVM_EXIT_SHUTDOWN,
     KVMIO, KvmEnableCap, KvmMpState, KvmRun, KvmRunExitFailEntry, KvmRunExitInternal, KvmRunExitIo,
-    KvmRunExitMmio, KvmSignalMask,
+    KvmRunExitMmio, KvmRunExitMsr, KvmSignalMask,
 };
-use crate::arch::{Arch, Completion, Exit, GuestPage};
+use crate::abi::{KVM_EXIT_X86_RDMSR, KVM_EXIT_X86_WRMSR};
+use crate::arch::{Arch, Completion, Exit, GuestPage, SyncArea};
 use crate::errno::{Errno, KResult};
 use crate::ioevent::Bus;
 use crate::kalloc::{KArc, vec_push};
@@ -47,6 +48,7 @@ pub struct VcpuShared {
 enum Pending {
     Io { input: bool, size: u8, count: u32 },
     Mmio { read: bool, len: u8 },
+    Msr,
 }
 
 struct VcpuInner<P: Platform> {
@@ -249,6 +251,15 @@ impl<P: Platform> VcpuFile<P> {
         if (valid | dirty) & !limits.sync_regs != 0 {
             return Err(Errno::EINVAL);
         }
+        let area = SyncArea::new(
+            run,
+            offset_of!(KvmRun, s),
+            core::mem::size_of::<crate::abi::KvmRunSyncArea>(),
+        );
+        if dirty != 0 {
+            arch.vcpu_sync_import(&mut inner.arch, dirty, &area)?;
+            page_set(run, offset_of!(KvmRun, kvm_dirty_regs), &0u64)?;
+        }
         let mut ctx = RunCtx::<P::Os, P::Arch> {
             os,
             vm: vm.arch_state(),
@@ -261,6 +272,13 @@ impl<P: Platform> VcpuFile<P> {
         if let Some(p) = inner.pending.take() {
             let done = match p {
                 Pending::Io { input, size, count } => Completion::Io { input, size, count },
+                Pending::Msr => {
+                    let m: KvmRunExitMsr = page_get(run, EXIT_OFF)?;
+                    Completion::Msr {
+                        error: m.error != 0,
+                        data: m.data,
+                    }
+                }
                 Pending::Mmio { read, len } => {
                     let m: KvmRunExitMmio = page_get(run, EXIT_OFF)?;
                     Completion::Mmio {
@@ -294,6 +312,9 @@ impl<P: Platform> VcpuFile<P> {
         )?;
         page_set(run, offset_of!(KvmRun, cr8), &f.cr8)?;
         page_set(run, offset_of!(KvmRun, apic_base), &f.apic_base)?;
+        if valid != 0 {
+            arch.vcpu_sync_export(ctx.vcpu, valid, &area)?;
+        }
         let (ret, pending) = result?;
         inner.pending = pending;
         Ok(ret)
@@ -391,6 +412,26 @@ impl<P: Platform> VcpuFile<P> {
                             len,
                         },
                     )
+                }
+                Exit::Msr {
+                    write,
+                    reason,
+                    index,
+                    data,
+                } => {
+                    let m = KvmRunExitMsr {
+                        reason,
+                        index,
+                        data,
+                        ..Default::default()
+                    };
+                    page_set(run, EXIT_OFF, &m)?;
+                    let r = if write {
+                        KVM_EXIT_X86_WRMSR
+                    } else {
+                        KVM_EXIT_X86_RDMSR
+                    };
+                    (r, Pending::Msr)
                 }
                 Exit::Hlt => return Self::finish(run, KVM_EXIT_HLT),
                 Exit::Shutdown => return Self::finish(run, KVM_EXIT_SHUTDOWN),
