@@ -14,9 +14,9 @@ use kvmport_core::abi::ioctl::{
     KVM_GET_MSR_FEATURE_INDEX_LIST, KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_SREGS2,
     KVM_GET_SUPPORTED_CPUID, KVM_GET_VCPU_EVENTS, KVM_GET_XCRS, KVM_GET_XSAVE, KVM_GET_XSAVE2,
     KVM_INTERRUPT, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_NMI, KVM_SET_CLOCK, KVM_SET_CPUID,
-    KVM_SET_CPUID2, KVM_SET_DEBUGREGS, KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_IRQCHIP, KVM_SET_MSRS,
-    KVM_SET_SREGS2, KVM_SET_TSS_ADDR, KVM_SET_VCPU_EVENTS, KVM_SET_XCRS, KVM_SET_XSAVE,
-    KVM_TRANSLATE,
+    KVM_SET_CPUID2, KVM_SET_DEBUGREGS, KVM_SET_GUEST_DEBUG, KVM_SET_IDENTITY_MAP_ADDR,
+    KVM_SET_IRQCHIP, KVM_SET_MSRS, KVM_SET_SREGS2, KVM_SET_TSS_ADDR, KVM_SET_VCPU_EVENTS,
+    KVM_SET_XCRS, KVM_SET_XSAVE, KVM_TRANSLATE,
 };
 use kvmport_core::abi::x86::{
     KVM_MAX_CPUID_ENTRIES, KVM_MAX_XCRS, KVM_NR_INTERRUPTS, KVM_SREGS2_FLAGS_PDPTRS_VALID,
@@ -51,7 +51,14 @@ use crate::state::{SregsCommon, VcpuState, cr0, frozen_cpuid_matches, xsave};
 use crate::vmrun::{self, IoExit, Npt, VmcbImage, code, ctl, misc1, misc2};
 use crate::walk::{self, GuestMem};
 use kvmport_core::abi::x86::KvmRegs as Regs;
-use kvmport_core::abi::x86::{KVM_SYNC_X86_EVENTS, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS};
+use kvmport_core::abi::x86::{
+    KVM_GUESTDBG_BLOCKIRQ, KVM_GUESTDBG_INJECT_BP, KVM_GUESTDBG_INJECT_DB, KVM_GUESTDBG_USE_HW_BP,
+    KVM_GUESTDBG_USE_SW_BP, KVM_SYNC_X86_EVENTS, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS,
+    KvmDebugExitArch,
+};
+use kvmport_core::abi::{
+    KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KvmGuestDebug, KvmRunExitDebug,
+};
 use kvmport_core::abi::{
     KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON, KVM_MSR_EXIT_REASON_FILTER,
     KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN,
@@ -173,6 +180,46 @@ pub struct SvmVcpu<O: Os> {
     pending_msr: Option<bool>,
     /// `HLT` runs in the guest (`KVM_X86_DISABLE_EXITS_HLT` was on when the vCPU was made).
     hlt_in_guest: bool,
+}
+
+/// The `KVM_GUESTDBG_*` controls offered (`KVM_CAP_SET_GUEST_DEBUG2`): single-step and
+/// software breakpoints, and injecting #DB/#BP. Not offered: hardware breakpoints (DR0-DR3
+/// are not switched yet) and BLOCKIRQ.
+const GUESTDBG_OFFERED: u32 = KVM_GUESTDBG_ENABLE
+    | KVM_GUESTDBG_SINGLESTEP
+    | KVM_GUESTDBG_USE_SW_BP
+    | KVM_GUESTDBG_INJECT_DB
+    | KVM_GUESTDBG_INJECT_BP;
+
+/// `KVM_SET_GUEST_DEBUG`: bits KVM does not define are ignored, as Linux 6.12 does (measured
+/// on kvm_amd); hardware breakpoints and BLOCKIRQ, which kvmport does not offer, are `EINVAL`
+/// (a documented difference); an injection while an exception is already queued is `EBUSY`;
+/// without ENABLE debugging goes off.
+fn set_guest_debug(v: &mut VcpuState, d: &KvmGuestDebug) -> KResult<()> {
+    if d.control & (KVM_GUESTDBG_USE_HW_BP | KVM_GUESTDBG_BLOCKIRQ) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if d.control & (KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP) != 0 {
+        if v.events.exception.injected || v.events.exception.pending {
+            return Err(Errno::EBUSY);
+        }
+        let nr = if d.control & KVM_GUESTDBG_INJECT_DB != 0 {
+            1
+        } else {
+            3
+        };
+        v.events.exception = crate::state::Exception {
+            injected: true,
+            nr,
+            ..Default::default()
+        };
+    }
+    v.guest_debug = if d.control & KVM_GUESTDBG_ENABLE != 0 {
+        d.control & (KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_SW_BP)
+    } else {
+        0
+    };
+    Ok(())
 }
 
 /// Queues #GP(0) for the guest (a refused `RDMSR`/`WRMSR`/`XSETBV`).
@@ -432,6 +479,9 @@ impl<H: Hw> Svm<H> {
             KVM_SET_SREGS2 => {
                 done(user::read(os, addr).and_then(|s: KvmSregs2| self.set_sregs2(v, &s)))
             }
+            KVM_SET_GUEST_DEBUG => {
+                done(user::read(os, addr).and_then(|d: KvmGuestDebug| set_guest_debug(v, &d)))
+            }
             KVM_GET_MSRS => self.vcpu_msrs(os, v, addr, false),
             KVM_SET_MSRS => self.vcpu_msrs(os, v, addr, true),
             KVM_SET_CPUID2 => {
@@ -669,7 +719,6 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             Cap::Irqchip
             | Cap::Hlt
             | Cap::X86Smm
-            | Cap::SetGuestDebug
             | Cap::SplitIrqchip
             | Cap::ExceptionPayload
             | Cap::X86TripleFaultEvent => 0,
@@ -683,7 +732,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             | Cap::UserNmi
             | Cap::GetMsrFeatures
             | Cap::Sregs2
-            | Cap::X86UserSpaceMsr => 1,
+            | Cap::X86UserSpaceMsr
+            | Cap::SetGuestDebug => 1,
+            Cap::SetGuestDebug2 => i64::from(GUESTDBG_OFFERED),
             Cap::SyncRegs => SYNC_FIELDS as i64,
             Cap::X86DisableExits => i64::from(DISABLE_EXITS_VALID),
             Cap::Xsave | Cap::Xcrs => xsave,
@@ -1090,6 +1141,25 @@ const SYNC_REGS_OFF: usize = 0;
 const SYNC_SREGS_OFF: usize = core::mem::size_of::<KvmRegs>();
 const SYNC_EVENTS_OFF: usize = SYNC_SREGS_OFF + core::mem::size_of::<KvmSregs>();
 
+/// RFLAGS.TF.
+const RFLAGS_TF: u64 = 1 << 8;
+/// DR6.BS: the #DB came from single-stepping.
+const DR6_BS: u64 = 1 << 14;
+
+/// A `KVM_EXIT_DEBUG` for `exception` at the guest's current instruction.
+fn debug_exit(v: &VcpuState, exception: u32, dr6: u64) -> Exit {
+    let cs_base = v.segs.get(crate::state::seg::CS).map_or(0, |s| s.base);
+    Exit::Debug(KvmRunExitDebug {
+        arch: KvmDebugExitArch {
+            exception,
+            pad: 0,
+            pc: cs_base.wrapping_add(v.regs.rip),
+            dr6,
+            dr7: v.dr7,
+        },
+    })
+}
+
 /// `KVM_X86_DISABLE_EXITS_HLT`.
 const DISABLE_EXITS_HLT: u32 = 1 << 1;
 /// `KVM_X86_DISABLE_EXITS_PAUSE`.
@@ -1207,7 +1277,20 @@ impl<H: Hw> Svm<H> {
         if vmrun::lme_hidden(&v.st) {
             v.img.set_u32(ctl::CR_INTERCEPTS, (1 << 16) | (1 << 20));
         }
+        let dbg = v.st.guest_debug;
+        if dbg & KVM_GUESTDBG_USE_SW_BP != 0 {
+            // INT3 is a #BP intercept on hardware and an INTn intercept under QEMU's TCG.
+            v.img
+                .set_u32(ctl::EXCEPTIONS, vmrun::EXCEPTIONS | (1 << vmrun::BP_VECTOR));
+            v.img.set_u32(ctl::MISC1, misc | misc1::INTN);
+        }
         vmrun::load_guest(&mut v.img, &v.st);
+        // Single-step: the guest runs one instruction with TF set by us (hidden again below).
+        let step_tf = dbg & KVM_GUESTDBG_SINGLESTEP != 0 && v.st.regs.rflags & RFLAGS_TF == 0;
+        if step_tf {
+            v.img
+                .set_u64(vmrun::save::RFLAGS, v.st.regs.rflags | RFLAGS_TF);
+        }
         if !v.vmcb.write(0, &v.img.0) {
             return Err(Errno::EINVAL);
         }
@@ -1275,6 +1358,9 @@ impl<H: Hw> Svm<H> {
         // CAST: the low 32 bits (TCG stores VMEXIT_INVALID zero-extended).
         if exit.code as u32 != code::INVALID {
             vmrun::store_guest(&v.img, &mut v.st);
+            if step_tf {
+                v.st.regs.rflags &= !RFLAGS_TF;
+            }
             let intinfo = v.img.u64(ctl::EXITINTINFO);
             vmrun::events_from_exit(&mut v.st.events, inj, intinfo);
         } else {
@@ -1443,6 +1529,41 @@ impl<H: Hw> Svm<H> {
                 })
             }
             code::NPF => self.nested_fault(ctx, exit.info2, vmrun::npf_is_write(exit.info1))?,
+            code::EXCP_DB => {
+                let v = &mut ctx.vcpu().st;
+                let single_step = v.dr6 & DR6_BS != 0;
+                if v.guest_debug & KVM_GUESTDBG_SINGLESTEP != 0 && single_step {
+                    // Ours: report it and leave the guest's DR6 as it was.
+                    let dr6 = v.dr6;
+                    v.dr6 &= !DR6_BS;
+                    Some(debug_exit(v, 1, dr6))
+                } else {
+                    // The guest's own #DB (intercepted only to break delivery loops).
+                    v.events.exception = crate::state::Exception {
+                        injected: true,
+                        nr: 1,
+                        ..Default::default()
+                    };
+                    None
+                }
+            }
+            code::EXCP_BP => {
+                let v = &ctx.vcpu().st;
+                Some(debug_exit(v, vmrun::BP_VECTOR, v.dr6))
+            }
+            code::EXCP_AC => {
+                let v = &mut ctx.vcpu().st;
+                v.events.exception = crate::state::Exception {
+                    injected: true,
+                    nr: 17,
+                    has_error_code: true,
+                    // CAST: the error code is the low half of EXITINFO1.
+                    error_code: exit.info1 as u32,
+                    ..Default::default()
+                };
+                None
+            }
+            code::SWINT => self.swint_exit(ctx)?,
             code::CR0_WRITE => self.cr_write_exit(ctx, 0)?,
             code::CR4_WRITE => self.cr_write_exit(ctx, 4)?,
             _ => Some(unexpected),
@@ -1505,6 +1626,57 @@ impl<H: Hw> Svm<H> {
     /// batch of elements within a page through the PIO data page: `OUTS` data is copied
     /// there now, `INS` data is stored by [`Svm::complete_ins`]. With `REP` and elements
     /// left, RIP stays on the instruction, which exits again for the next batch.
+    /// An `INTn`, `INT3` or `INTO` intercepted for software breakpoints (QEMU's TCG reports
+    /// `INT3` this way rather than as a #BP intercept). `INT3` is a breakpoint for user space;
+    /// the others are delivered to the guest as software interrupt or `#OF` with RIP past
+    /// the instruction, as the instruction itself would.
+    fn swint_exit<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Exit>> {
+        let st = &ctx.vcpu().st;
+        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
+        let mut mem = CtxMem { ctx: &*ctx };
+        let f = walk::fetch_insn(
+            &mut mem,
+            &cpu.paging,
+            cpu.mode,
+            cpu.base(Seg::Cs),
+            regs.rip,
+            cpu.cpl == 3,
+        );
+        let fail = |error, bytes, len| {
+            Some(Exit::EmulationFailure(
+                emulate::Failure { error, bytes, len }.emulation_failure(),
+            ))
+        };
+        let insn = match decode::decode(f.bytes.get(..f.len).unwrap_or(&[]), cpu.mode) {
+            Ok(i) => i,
+            // CAST: at most 15.
+            Err(e) => return Ok(fail(EmuError::Decode(e), f.bytes, f.len as u8)),
+        };
+        let v = &mut ctx.vcpu().st;
+        match (insn.map, insn.opcode) {
+            (decode::Map::One, 0xcc) => return Ok(Some(debug_exit(v, vmrun::BP_VECTOR, v.dr6))),
+            (decode::Map::One, 0xcd) => {
+                emulate::advance_rip(&mut v.regs, &insn);
+                v.events.irq_injected = true;
+                // CAST: INT imm8.
+                v.events.irq_nr = insn.imm as u8;
+                v.events.irq_soft = true;
+            }
+            (decode::Map::One, 0xce) => {
+                emulate::advance_rip(&mut v.regs, &insn);
+                if v.regs.rflags & (1 << 11) != 0 {
+                    v.events.exception = crate::state::Exception {
+                        injected: true,
+                        nr: 4,
+                        ..Default::default()
+                    };
+                }
+            }
+            _ => return Ok(fail(EmuError::Mismatch, insn.bytes, insn.len)),
+        }
+        Ok(None)
+    }
+
     /// A CR0 or CR4 write intercepted while `EFER.LME` is hidden ([`vmrun::lme_hidden`]):
     /// decodes the instruction at RIP (TCG gives no decode assists), applies it with the
     /// architectural checks or queues `#GP(0)`, and steps RIP past it.

@@ -122,6 +122,8 @@ pub mod misc1 {
     pub const VINTR: u32 = 1 << 4;
     /// `IRET` (the end of an NMI handler).
     pub const IRET: u32 = 1 << 20;
+    /// `INTn`.
+    pub const INTN: u32 = 1 << 21;
     /// SMI.
     pub const SMI: u32 = 1 << 2;
     /// `CPUID`.
@@ -190,6 +192,14 @@ pub mod code {
     pub const IRET: u64 = 0x74;
     /// `XSETBV`.
     pub const XSETBV: u64 = 0x8d;
+    /// `#DB` intercept.
+    pub const EXCP_DB: u64 = 0x41;
+    /// `#BP` intercept.
+    pub const EXCP_BP: u64 = 0x43;
+    /// `#AC` intercept.
+    pub const EXCP_AC: u64 = 0x51;
+    /// `INTn` intercept.
+    pub const SWINT: u64 = 0x75;
     /// Write of CR0 (`MOV CR0`, `LMSW`, `CLTS`).
     pub const CR0_WRITE: u64 = 0x10;
     /// Write of CR4.
@@ -203,6 +213,9 @@ pub mod code {
 /// Exceptions intercepted (the guest's own IDT handles the others): #DB and #AC, which a
 /// guest can turn into endless delivery loops that no interrupt breaks.
 pub const EXCEPTIONS: u32 = (1 << 1) | (1 << 17);
+
+/// The breakpoint exception's vector.
+pub const BP_VECTOR: u32 = 3;
 
 /// DR7 the guest runs with: breakpoints off. DR0-DR3 are not switched yet, so the guest's
 /// DR7 (kept in the state model) would arm breakpoints at the host's addresses.

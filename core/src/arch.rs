@@ -116,6 +116,8 @@ pub enum Exit {
     /// An instruction could not be emulated (`KVM_EXIT_INTERNAL_ERROR` with
     /// `KVM_INTERNAL_ERROR_EMULATION` and the instruction bytes, as KVM reports it).
     EmulationFailure(crate::abi::KvmRunExitEmulationFailure),
+    /// A guest-debug event for user space (`KVM_EXIT_DEBUG`).
+    Debug(crate::abi::KvmRunExitDebug),
     /// An x86 `RDMSR`/`WRMSR` the backend refuses, for user space
     /// (`KVM_CAP_X86_USER_SPACE_MSR`); completed with [`Completion::Msr`].
     Msr {

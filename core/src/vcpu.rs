@@ -433,6 +433,10 @@ impl<P: Platform> VcpuFile<P> {
                     };
                     (r, Pending::Msr)
                 }
+                Exit::Debug(d) => {
+                    page_set(run, EXIT_OFF, &d)?;
+                    return Self::finish(run, crate::abi::KVM_EXIT_DEBUG);
+                }
                 Exit::Hlt => return Self::finish(run, KVM_EXIT_HLT),
                 Exit::Shutdown => return Self::finish(run, KVM_EXIT_SHUTDOWN),
                 Exit::IrqWindowOpen => return Self::finish(run, KVM_EXIT_IRQ_WINDOW_OPEN),

@@ -75,7 +75,10 @@ const REFERENCE_RUN: GuestRun = GuestRun {
     // kvm_amd gives QEMU's TCG SVM a guest EFER.LME with paging and PAE off; the #VMEXIT
     // then leaves the guest's CR0 in the host (docs/linux.md, "QEMU TCG: LME before PAE")
     // and the test VM dies. kvmport hides LME in that state.
-    skip: &["run.sregs.lme_before_pae"],
+    // And QEMU's TCG reports a guest's INT3 only to the INTn intercept, never to the #BP
+    // exception intercept kvm_amd uses for software breakpoints: kvm_amd's guest takes the
+    // #BP itself (measured: SHUTDOWN with an empty IDT). kvmport intercepts both.
+    skip: &["run.sregs.lme_before_pae", "run.debug.sw_breakpoint"],
     // For the same reason: fuzzed register state reaches that state within a minute.
     fuzz_extra: "--no-state",
     compare: false,

@@ -17,7 +17,8 @@ use kvmport_client::run::{RUN_DIRTY_REGS, RUN_EXIT, RUN_SYNC, RUN_VALID_REGS};
 use kvmport_client::{CpuidBuf, Errno, GuestMem};
 use kvmport_core::abi::cap::Cap;
 use kvmport_core::abi::ioctl::KVM_RUN;
-use kvmport_core::abi::x86::{KVM_SYNC_X86_REGS, KvmRegs, KvmSregs};
+use kvmport_core::abi::ioctl::KVM_SET_GUEST_DEBUG;
+use kvmport_core::abi::x86::{KVM_GUESTDBG_USE_SW_BP, KVM_SYNC_X86_REGS, KvmRegs, KvmSregs};
 use kvmport_core::abi::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -32,6 +33,10 @@ pub static CASES: &[Case] = crate::cases![
     guest "run.long64.store_imm64" => long_imm64,
     guest "run.hlt.rip_advances" => hlt_twice,
     guest "run.sregs.lme_before_pae" => lme_before_pae,
+    guest "run.disable_exits.hlt_in_guest" => hlt_in_guest,
+    guest "run.debug.singlestep" => debug_singlestep,
+    guest "run.debug.sw_breakpoint" => debug_sw_bp,
+    "vcpu.guest_debug.unknown_control_ignored" => debug_bad_control,
     guest "run.pio.out_sizes" => pio_out_sizes,
     guest "run.pio.in_sizes_into_rax" => pio_in_sizes,
     guest "run.pio.rep_outsb" => pio_rep_outsb,
@@ -240,6 +245,108 @@ fn lme_before_pae(ctx: &Ctx) -> CaseResult {
     check_hex!(s.cr4 & PAE, PAE, "cr4.PAE after mov cr4");
     g.run_hlt()?;
     Ok(())
+}
+
+/// With `KVM_X86_DISABLE_EXITS_HLT` on before the vCPU exists, `HLT` halts inside the guest
+/// until a host interrupt ends the wait, and the guest goes on to the `OUT`: no HLT exit.
+fn hlt_in_guest(ctx: &Ctx) -> CaseResult {
+    const HLT: u64 = 1 << 1;
+    let mask = need(&ctx.kvm()?, Cap::X86DisableExits)? as u64;
+    if mask & HLT == 0 {
+        return Err(format!(
+            "{}KVM_X86_DISABLE_EXITS_HLT not offered",
+            crate::harness::SKIP
+        ));
+    }
+    let code = Code::new()
+        .op(&[0xF4]) // hlt
+        .op_b(&[0xE6], 0x10) // out 0x10, al
+        .op(&[0xF4]); // hlt
+    let hook = |vm: &kvmport_client::Vm| {
+        let c = Cap::X86DisableExits.raw();
+        want_ret(vm.enable_cap(c, 0, [HLT, 0, 0, 0]), 0, "ENABLE_CAP HLT")
+    };
+    let g = Guest::with_hook(ctx, Mode::Long64, &code, 0, hook)?;
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
+    Ok(())
+}
+
+/// `KVM_SET_GUEST_DEBUG` with `control`.
+fn set_guest_debug(vcpu: &kvmport_client::Vcpu, control: u32) -> Result<i64, Errno> {
+    let d = KvmGuestDebug {
+        control,
+        ..Default::default()
+    };
+    vcpu.fd().ioctl_write(KVM_SET_GUEST_DEBUG, &d)
+}
+
+/// Runs and requires `KVM_EXIT_DEBUG` for `exception` at linear address `pc`.
+fn want_debug(g: &Guest, exception: u32, pc: u64, what: &str) -> CaseResult {
+    g.run_expect(KVM_EXIT_DEBUG, what)?;
+    let d: KvmRunExitDebug = g.run.exit();
+    check_eq!(
+        (d.arch.exception, d.arch.pc),
+        (exception, pc),
+        "{what}: (exception, pc)"
+    );
+    Ok(())
+}
+
+/// Single-stepping: every instruction ends in `KVM_EXIT_DEBUG` (#DB) with `pc` at the next
+/// one; the TF used for it is not visible in the guest's RFLAGS; turning debugging off lets
+/// the guest run on.
+fn debug_singlestep(ctx: &Ctx) -> CaseResult {
+    need(&ctx.kvm()?, Cap::SetGuestDebug)?;
+    let code = Code::new()
+        .op(&[0x90]) // nop
+        .op(&[0x90]) // nop
+        .op_b(&[0xE6], 0x10) // out 0x10, al
+        .op(&[0xF4]); // hlt
+    let g = Guest::new(ctx, Mode::Long64, &code)?;
+    let on = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP;
+    want_ret(
+        set_guest_debug(&g.vcpu, on),
+        0,
+        "SET_GUEST_DEBUG singlestep",
+    )?;
+    want_debug(&g, 1, CODE + 1, "first step")?;
+    check_hex!(g.regs()?.rflags & (1 << 8), 0, "RFLAGS.TF seen by GET_REGS");
+    want_debug(&g, 1, CODE + 2, "second step")?;
+    want_ret(set_guest_debug(&g.vcpu, 0), 0, "SET_GUEST_DEBUG off")?;
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
+    g.run_hlt()
+}
+
+/// Software breakpoints: the guest's `INT3` ends in `KVM_EXIT_DEBUG` (#BP) with `pc` at the
+/// `INT3` itself; user space steps RIP past it and the guest goes on.
+fn debug_sw_bp(ctx: &Ctx) -> CaseResult {
+    need(&ctx.kvm()?, Cap::SetGuestDebug)?;
+    let code = Code::new()
+        .op(&[0x90]) // nop
+        .op(&[0xCC]) // int3
+        .op_b(&[0xE6], 0x10) // out 0x10, al
+        .op(&[0xF4]); // hlt
+    let g = Guest::new(ctx, Mode::Long64, &code)?;
+    let on = KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_USE_SW_BP;
+    want_ret(set_guest_debug(&g.vcpu, on), 0, "SET_GUEST_DEBUG sw bp")?;
+    want_debug(&g, 3, CODE + 1, "INT3")?;
+    let mut r = g.regs()?;
+    check_hex!(r.rip, CODE + 1, "rip at the INT3");
+    r.rip += 1;
+    g.vcpu.set_regs(&r).ctx("SET_REGS past the INT3")?;
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
+    Ok(())
+}
+
+/// A control bit KVM does not define is ignored (Linux 6.12 has no check for them).
+fn debug_bad_control(ctx: &Ctx) -> CaseResult {
+    let (kvm, _vm, vcpu) = ctx.vcpu()?;
+    need(&kvm, Cap::SetGuestDebug)?;
+    want_ret(
+        set_guest_debug(&vcpu, KVM_GUESTDBG_ENABLE | 1 << 30),
+        0,
+        "control bit 30",
+    )
 }
 
 fn hlt_twice(ctx: &Ctx) -> CaseResult {
