@@ -41,6 +41,8 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
   --no-reference  with --kvmport: skip the kvm_amd run
   --append ARGS   extra guest kernel command-line arguments (e.g. ignore_loglevel)
   --monitor SOCK  serve QEMU's human monitor on this Unix socket (to inspect a hung guest)
+  --demo          with --kvmport: run kvm-demo (a 64-bit guest greeting through port I/O)
+                  against kvmport before its suite
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
   --suite PATH    run this static binary instead of building kvmport-conformance
@@ -166,6 +168,10 @@ while read -r label dev mods; do
     echo 0 > /sys/devices/system/cpu/cpu1/online && echo 1 > /sys/devices/system/cpu/cpu1/online
     echo "VMTEST-HOTPLUG $label rc=$?"
   fi
+  if [ $ok = 1 ] && [ -s "/etc/vmtest/demo-$label" ]; then
+    /bin/kvm-demo --device "$dev" </dev/null 2>&1
+    echo "VMTEST-DEMO $label rc=$?"
+  fi
   if [ $ok = 1 ]; then
     echo "VMTEST-SUITE-BEGIN $label"
     /bin/kvm-conformance --device "$dev" $(cat "/etc/vmtest/skip-$label") $SUITE_ARGS </dev/null 2>&1
@@ -187,6 +193,11 @@ while read -r label dev mods; do
     rmmod "$(echo "$m" | tr - _)" </dev/null
     echo "VMTEST-RMMOD $label $m rc=$?"
   done
+  # This run's kernel messages, while its phase is current: lines below the console's log level
+  # (user-space fault notes, for instance) are judged against the run that caused them.
+  echo "VMTEST-DMESG-BEGIN $label"
+  dmesg -c
+  echo "VMTEST-DMESG-END $label"
   echo "VMTEST-SLAB $label after-unload $(slab)"
 done </etc/vmtest/runs
 echo "VMTEST-DMESG-BEGIN"
@@ -224,6 +235,8 @@ struct Opts {
     append: String,
     /// A Unix socket for QEMU's human monitor (debugging a hung guest).
     monitor: Option<PathBuf>,
+    /// Run `kvm-demo` against kvmport before its suite.
+    demo: bool,
 }
 
 impl Opts {
@@ -242,6 +255,7 @@ impl Opts {
             no_reference: false,
             append: String::new(),
             monitor: None,
+            demo: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -277,14 +291,15 @@ impl Opts {
                 "--no-reference" => o.no_reference = true,
                 "--append" => o.append = value("--append")?,
                 "--monitor" => o.monitor = Some(PathBuf::from(value("--monitor")?)),
+                "--demo" => o.demo = true,
                 "--" => {
                     o.suite_args = it.by_ref().cloned().collect();
                 }
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
         }
-        if o.no_reference && !o.kvmport {
-            return Err(format!("--no-reference needs --kvmport\n{USAGE}"));
+        if (o.no_reference || o.demo) && !o.kvmport {
+            return Err(format!("--no-reference and --demo need --kvmport\n{USAGE}"));
         }
         if o.suite_args.iter().any(|a| a.contains(char::is_whitespace)) {
             return Err("suite arguments cannot contain whitespace".into());
@@ -322,6 +337,7 @@ pub fn run(args: &[String]) -> Result {
         guest_cases: HashSet::new(),
         strict: opts.strict,
         fuzzer: None,
+        demo: None,
     };
     if opts.fuzz > 0 {
         plan.fuzzer = Some(step_val("vmtest: kvm-fuzz", fuzzer_binary)?);
@@ -332,6 +348,17 @@ pub fn run(args: &[String]) -> Result {
         })?;
         plan.modules.push(("kvmport".to_string(), ko));
         plan.runs.push(&KVMPORT_RUN);
+        if opts.demo {
+            // Built with the suite, from the same package.
+            let demo = suite.with_file_name("kvm-demo");
+            if !demo.is_file() {
+                return Err(format!(
+                    "{} not found (built with the suite)",
+                    demo.display()
+                ));
+            }
+            plan.demo = Some(demo);
+        }
         plan.guest_cases = step_val("vmtest: cases that run guest code", || guest_cases(&suite))?;
     }
     let initrd = step_val("vmtest: initramfs", || {
@@ -841,6 +868,8 @@ struct Plan {
     strict: bool,
     /// The static `kvm-fuzz`, when fuzzing.
     fuzzer: Option<PathBuf>,
+    /// The static `kvm-demo`, with `--demo` (run against kvmport).
+    demo: Option<PathBuf>,
 }
 
 /// The suite cases that run guest code: `--list` prints `NAME [guest]` for them.
@@ -931,6 +960,15 @@ fn write_initramfs(
         let bytes = fs::read(f).map_err(io_err(f))?;
         a.file("bin/kvm-fuzz", 0o755, &bytes);
     }
+    if let Some(d) = &plan.demo {
+        let bytes = fs::read(d).map_err(io_err(d))?;
+        a.file("bin/kvm-demo", 0o755, &bytes);
+        a.file(
+            &format!("etc/vmtest/demo-{}", KVMPORT_RUN.label),
+            0o644,
+            b"1\n",
+        );
+    }
     let bytes = a.finish();
 
     let out = dir.join("initramfs.cpio");
@@ -965,6 +1003,8 @@ enum Event {
     SuiteOutput(String),
     /// A kernel problem line.
     Bad(String),
+    /// A line of `kvm-demo`.
+    Demo(String),
     /// A failed `insmod` or `rmmod`, or a run whose suite never started.
     StepFailed(String),
     /// `/init` finished (the marker line).
@@ -1012,6 +1052,8 @@ struct Judge {
     slab: Vec<String>,
     /// kvmport's unload report (`outstanding: N allocations, N pages, N held pages`).
     leak_report: Option<String>,
+    /// `kvm-demo`'s lines.
+    demo: Vec<String>,
     /// For deduplicating `bad` (console lines reappear in the dmesg dump).
     seen_bad: HashSet<String>,
     /// The first problem line and the lines after it (up to [`CONTEXT_LINES`]).
@@ -1063,6 +1105,10 @@ impl Judge {
                 String::new()
             };
         }
+        if first == "kvm-demo:" {
+            self.demo.push(line.trim_end().to_string());
+            return Event::Demo(line.trim_end().to_string());
+        }
         match first {
             "VMTEST-INIT" => {
                 self.init = true;
@@ -1087,7 +1133,7 @@ impl Judge {
                     .push(line.trim_start_matches("VMTEST-SLAB ").to_string());
                 return Event::Other;
             }
-            "VMTEST-INSMOD" | "VMTEST-RMMOD" | "VMTEST-HOTPLUG" | "VMTEST-FUZZ"
+            "VMTEST-INSMOD" | "VMTEST-RMMOD" | "VMTEST-HOTPLUG" | "VMTEST-FUZZ" | "VMTEST-DEMO"
                 if rc_of(line) != Some(0) =>
             {
                 self.step_failures.push(line.to_string());
@@ -1362,6 +1408,7 @@ fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, opts: &Opts) -> Result<Outco
             Event::Case(c) => eprintln!("    {c}"),
             Event::SuiteOutput(l) => eprintln!("    | {l}"),
             Event::Bad(b) => eprintln!("[{el:6.1}s] !! {b}"),
+            Event::Demo(d) => eprintln!("[{el:6.1}s] {d}"),
             Event::StepFailed(s) => eprintln!("[{el:6.1}s] !! {s}"),
             Event::Done(marker) => {
                 eprintln!("[{el:6.1}s] {marker}");
@@ -1446,6 +1493,18 @@ impl Outcome {
         }
         if let Some(r) = &j.leak_report {
             println!("{r}");
+        }
+        if plan.demo.is_some() {
+            for d in &j.demo {
+                println!("{d}");
+            }
+            if !j
+                .demo
+                .iter()
+                .any(|d| d.starts_with("kvm-demo: guest says:"))
+            {
+                failures.push("kvm-demo: the guest's greeting never arrived".into());
+            }
         }
         let reference = j.runs.iter().find(|r| r.label == REFERENCE_RUN.label);
         for e in &plan.runs {
