@@ -1209,7 +1209,11 @@ fn misc1_intercepts() -> u32 {
 
 /// Builds the VMCB control area for a run.
 fn setup_control(img: &mut VmcbImage, asid: u32, iopm: u64, msrpm: u64, ncr3: u64, inj: u64) {
-    img.0.fill(0);
+    // Only the control fields this backend uses are rebuilt; the save area keeps what the
+    // last exit stored (see `vmrun::VMCB_LOADED`).
+    if let Some(c) = img.0.get_mut(..vmrun::CONTROL_USED) {
+        c.fill(0);
+    }
     img.set_u32(ctl::EXCEPTIONS, vmrun::EXCEPTIONS);
     img.set_u32(ctl::MISC1, misc1_intercepts());
     img.set_u32(
@@ -1291,7 +1295,7 @@ impl<H: Hw> Svm<H> {
             v.img
                 .set_u64(vmrun::save::RFLAGS, v.st.regs.rflags | RFLAGS_TF);
         }
-        if !v.vmcb.write(0, &v.img.0) {
+        if !vmrun::copy_ranges(&v.img, vmrun::VMCB_LOADED, |off, b| v.vmcb.write(off, b)) {
             return Err(Errno::EINVAL);
         }
         let vmcb_pa = v.vmcb.pa();
@@ -1347,7 +1351,7 @@ impl<H: Hw> Svm<H> {
         drop(_preempt);
         drop(npt);
         let v = ctx.vcpu();
-        if !v.vmcb.read(0, &mut v.img.0) {
+        if !vmrun::fill_ranges(&mut v.img, vmrun::VMCB_STORED, |off, b| v.vmcb.read(off, b)) {
             return Err(Errno::EINVAL);
         }
         let exit = VmExit {

@@ -24,6 +24,58 @@ pub struct VmcbImage(pub [u8; VMCB_IMAGE_LEN]);
 
 const _: () = assert!(core::mem::size_of::<VmcbImage>() == VMCB_IMAGE_LEN);
 
+/// The control-area bytes this backend sets (everything up to `N_CR3`, and the clean bits at
+/// 0xc0, which stay zero: nothing is cached).
+pub const CONTROL_USED: usize = 0xc8;
+
+/// The VMCB byte ranges written before `VMRUN`: the control fields in use and the save-area
+/// fields [`load_guest`] sets. Copying only these (not the whole 0x700-byte image) keeps the
+/// per-exit cost down; the other save-area bytes keep what the processor stored at the last
+/// `#VMEXIT`, which is the guest's own state.
+pub const VMCB_LOADED: &[(usize, usize)] = &[
+    (0x000, CONTROL_USED),
+    (save::ES, save::TR + 16),
+    (save::CPL & !7, save::EFER + 8),
+    (save::CR4, save::RIP + 8),
+    (save::RSP, save::RSP + 8),
+    (save::RAX, save::CR2 + 8),
+    (save::G_PAT, save::G_PAT + 8),
+];
+
+/// The VMCB byte ranges read after `#VMEXIT`: the exit information and the save-area fields
+/// [`store_guest`] reads.
+pub const VMCB_STORED: &[(usize, usize)] = &[
+    (ctl::VINTR, ctl::EXITINTINFO + 8),
+    (save::ES, save::TR + 16),
+    (save::CPL & !7, save::EFER + 8),
+    (save::CR4, save::RIP + 8),
+    (save::RSP, save::RSP + 8),
+    (save::RAX, save::CR2 + 8),
+    (save::G_PAT, save::G_PAT + 8),
+];
+
+/// Hands each range of `img` to `put(offset, bytes)`; false as soon as one fails.
+pub fn copy_ranges(
+    img: &VmcbImage,
+    ranges: &[(usize, usize)],
+    mut put: impl FnMut(usize, &[u8]) -> bool,
+) -> bool {
+    ranges
+        .iter()
+        .all(|&(a, b)| img.0.get(a..b).is_some_and(|bytes| put(a, bytes)))
+}
+
+/// Fills each range of `img` with `get(offset, bytes)`; false as soon as one fails.
+pub fn fill_ranges(
+    img: &mut VmcbImage,
+    ranges: &[(usize, usize)],
+    mut get: impl FnMut(usize, &mut [u8]) -> bool,
+) -> bool {
+    ranges
+        .iter()
+        .all(|&(a, b)| img.0.get_mut(a..b).is_some_and(|bytes| get(a, bytes)))
+}
+
 /// Offsets in the VMCB control area.
 pub mod ctl {
     /// CR intercepts (u32): reads of CRn in bit n, writes in bit 16 + n.
@@ -106,6 +158,22 @@ pub mod save {
     pub const RSP: usize = 0x5d8;
     /// RAX.
     pub const RAX: usize = 0x5f8;
+    /// STAR (`VMLOAD`/`VMSAVE` state, like the seven below).
+    pub const STAR: usize = 0x600;
+    /// LSTAR.
+    pub const LSTAR: usize = 0x608;
+    /// CSTAR.
+    pub const CSTAR: usize = 0x610;
+    /// SFMASK.
+    pub const SFMASK: usize = 0x618;
+    /// KernelGSbase (changed by the guest's `SWAPGS` without an exit).
+    pub const KERNEL_GS_BASE: usize = 0x620;
+    /// SYSENTER_CS.
+    pub const SYSENTER_CS: usize = 0x628;
+    /// SYSENTER_ESP.
+    pub const SYSENTER_ESP: usize = 0x630;
+    /// SYSENTER_EIP.
+    pub const SYSENTER_EIP: usize = 0x638;
     /// CR2.
     pub const CR2: usize = 0x640;
     /// G_PAT.
@@ -348,6 +416,9 @@ pub fn load_guest(img: &mut VmcbImage, v: &VcpuState) {
     img.set_u64(save::RSP, v.regs.rsp);
     img.set_u64(save::RAX, v.regs.rax);
     img.set_u64(save::G_PAT, v.msrs.pat);
+    for (off, val) in syscall_msrs(v) {
+        img.set_u64(off, val);
+    }
     img.set_u64(ctl::INT_STATE, u64::from(v.events.int_shadow));
 }
 
@@ -397,6 +468,30 @@ pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
     v.regs.rsp = img.u64(save::RSP);
     v.regs.rax = img.u64(save::RAX);
     v.events.int_shadow = img.u64(ctl::INT_STATE) & 1 != 0;
+    let m = &mut v.msrs;
+    m.star = img.u64(save::STAR);
+    m.lstar = img.u64(save::LSTAR);
+    m.cstar = img.u64(save::CSTAR);
+    m.sfmask = img.u64(save::SFMASK);
+    m.kernel_gs_base = img.u64(save::KERNEL_GS_BASE);
+    m.sysenter_cs = img.u64(save::SYSENTER_CS);
+    m.sysenter_esp = img.u64(save::SYSENTER_ESP);
+    m.sysenter_eip = img.u64(save::SYSENTER_EIP);
+}
+
+/// The system-call MSRs `VMLOAD` takes from the guest's VMCB (and `VMSAVE` puts back).
+fn syscall_msrs(v: &VcpuState) -> [(usize, u64); 8] {
+    let m = &v.msrs;
+    [
+        (save::STAR, m.star),
+        (save::LSTAR, m.lstar),
+        (save::CSTAR, m.cstar),
+        (save::SFMASK, m.sfmask),
+        (save::KERNEL_GS_BASE, m.kernel_gs_base),
+        (save::SYSENTER_CS, m.sysenter_cs),
+        (save::SYSENTER_ESP, m.sysenter_esp),
+        (save::SYSENTER_EIP, m.sysenter_eip),
+    ]
 }
 
 /// A decoded IOIO `EXITINFO1`.
@@ -743,6 +838,67 @@ mod tests {
         assert!(!needs_reinject(0x8000_0303));
         // Not valid.
         assert!(!needs_reinject(0x0000_0b0e));
+    }
+
+    /// Every byte `load_guest` writes lies in [`VMCB_LOADED`], and every field `store_guest`
+    /// reads lies in [`VMCB_STORED`].
+    #[test]
+    fn vmcb_ranges_cover_the_fields() {
+        let inside = |r: &[(usize, usize)], i: usize| r.iter().any(|&(a, b)| (a..b).contains(&i));
+        let mut v = VcpuState::reset(0, 0).unwrap();
+        let mut ones = VmcbImage([0xff; VMCB_IMAGE_LEN]);
+        let mut zeros = VmcbImage::new();
+        for st in 0..2 {
+            if st == 1 {
+                v.efer = EFER_LME;
+                v.msrs.lstar = u64::MAX;
+                v.regs = kvmport_core::abi::x86::KvmRegs {
+                    rax: u64::MAX,
+                    rsp: u64::MAX,
+                    rip: u64::MAX,
+                    rflags: u64::MAX,
+                    ..Default::default()
+                };
+            }
+            load_guest(&mut ones, &v);
+            load_guest(&mut zeros, &v);
+        }
+        for i in CONTROL_USED..VMCB_IMAGE_LEN {
+            if ones.0[i] != 0xff || zeros.0[i] != 0 {
+                assert!(inside(VMCB_LOADED, i), "load_guest writes byte {i:#x}");
+            }
+        }
+        // store_guest: a state read from an image that differs only outside VMCB_STORED is
+        // the same.
+        let mut a = VmcbImage([0x11; VMCB_IMAGE_LEN]);
+        let mut b = a.clone();
+        for i in 0..VMCB_IMAGE_LEN {
+            if !inside(VMCB_STORED, i) {
+                b.0[i] = 0x77;
+            }
+        }
+        a.set_u64(save::EFER, EFER_SVME);
+        b.set_u64(save::EFER, EFER_SVME);
+        let mut va = VcpuState::reset(0, 0).unwrap();
+        let mut vb = VcpuState::reset(0, 0).unwrap();
+        store_guest(&a, &mut va);
+        store_guest(&b, &mut vb);
+        assert_eq!(alloc::format!("{va:?}"), alloc::format!("{vb:?}"));
+    }
+
+    #[test]
+    fn syscall_msrs_go_through_the_vmcb() {
+        let mut v = VcpuState::reset(0, 0).unwrap();
+        v.msrs.lstar = 0xffff_8000_1234_0000;
+        v.msrs.kernel_gs_base = 0x5000;
+        let mut img = VmcbImage::new();
+        load_guest(&mut img, &v);
+        assert_eq!(img.u64(save::LSTAR), 0xffff_8000_1234_0000);
+        // The guest's SWAPGS changes KernelGSbase without an exit.
+        img.set_u64(save::KERNEL_GS_BASE, 0x6000);
+        store_guest(&img, &mut v);
+        assert_eq!(v.msrs.kernel_gs_base, 0x6000);
+        assert_eq!(v.msrs.lstar, 0xffff_8000_1234_0000);
     }
 
     #[test]

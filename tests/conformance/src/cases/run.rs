@@ -68,6 +68,8 @@ pub static CASES: &[Case] = crate::cases![
     guest "run.msr.wrmsr_seen_by_get_msrs" => msr_wrmsr,
     guest "run.msr.set_msrs_seen_by_rdmsr" => msr_rdmsr,
     guest "run.msr.user_space_exit" => msr_user_space,
+    guest "run.msr.syscall_uses_lstar" => msr_syscall,
+    guest "run.msr.swapgs_kernel_gs_base" => msr_swapgs,
     guest "run.shutdown.triple_fault_long" => triple_fault_long,
     guest "run.shutdown.triple_fault_prot32" => triple_fault_prot,
     guest "run.immediate_exit.eintr" => immediate_exit,
@@ -775,6 +777,73 @@ fn msr_rdmsr(ctx: &Ctx) -> CaseResult {
     g.run_hlt()?;
     let r = g.regs()?;
     check_eq!((r.rax, r.rdx), (0xabcd_ef00, 0), "edx:eax");
+    Ok(())
+}
+
+/// `SYSCALL` goes where the guest's own `WRMSR` of STAR and LSTAR says: the processor
+/// takes them from the guest state, not from the host's.
+fn msr_syscall(ctx: &Ctx) -> CaseResult {
+    let head = |target: u32| {
+        Code::new()
+            .op_d(&[0xB9], 0xC000_0081) // mov ecx, STAR
+            .op(&[0x31, 0xC0]) // xor eax, eax
+            .op_d(&[0xBA], 0x18) // mov edx, 0x18 (SYSCALL CS = 0x18)
+            .op(&[0x0F, 0x30]) // wrmsr
+            .op_d(&[0xB9], 0xC000_0082) // mov ecx, LSTAR
+            .op_d(&[0xB8], target) // mov eax, target
+            .op(&[0x31, 0xD2]) // xor edx, edx
+            .op(&[0x0F, 0x30]) // wrmsr
+            .op(&[0x0F, 0x05]) // syscall
+            .op(&[0xF4]) // hlt (not reached)
+    };
+    let len = head(0).len() as u64;
+    let code = head((CODE + len) as u32)
+        .op(&[0x89, 0xC8]) // target: mov eax, ecx (the return address)
+        .op_b(&[0xE7], 0x10) // out 0x10, eax
+        .op(&[0xF4]); // hlt
+    let g = Guest::new(ctx, Mode::Long64, &code)?;
+    let mut s = g.sregs()?;
+    s.efer |= 1; // EFER.SCE
+    g.vcpu.set_sregs(&s).ctx("SET_SREGS efer.SCE")?;
+    let io = g.run_io(KVM_EXIT_IO_OUT, 4, 0x10, 1)?;
+    check_eq!(
+        g.run.pio_data(&io),
+        ((CODE + len - 1) as u32).to_le_bytes().to_vec(),
+        "RCX after SYSCALL (the address of the HLT after it)"
+    );
+    check_hex!(
+        g.vcpu.get_msr(0xC000_0082).ctx("GET_MSRS LSTAR")?,
+        CODE + len,
+        "LSTAR"
+    );
+    Ok(())
+}
+
+/// `SWAPGS` exchanges GS.base and KernelGSbase without an exit; both read back after it.
+fn msr_swapgs(ctx: &Ctx) -> CaseResult {
+    let code = Code::new()
+        .op(&[0x0F, 0x01, 0xF8]) // swapgs
+        .op_d(&[0xB9], 0xC000_0101) // mov ecx, GS_BASE
+        .op(&[0x0F, 0x32]) // rdmsr
+        .op_b(&[0xE7], 0x10) // out 0x10, eax
+        .op(&[0xF4]); // hlt
+    let g = Guest::new(ctx, Mode::Long64, &code)?;
+    g.vcpu
+        .set_msr(0xC000_0102, 0x1234_5000)
+        .ctx("SET_MSRS KERNEL_GS_BASE")?;
+    let io = g.run_io(KVM_EXIT_IO_OUT, 4, 0x10, 1)?;
+    check_eq!(
+        g.run.pio_data(&io),
+        0x1234_5000u32.to_le_bytes().to_vec(),
+        "GS.base after SWAPGS"
+    );
+    g.run_hlt()?;
+    check_hex!(
+        g.vcpu.get_msr(0xC000_0102).ctx("GET_MSRS KERNEL_GS_BASE")?,
+        0u64,
+        "KernelGSbase after SWAPGS (the old GS.base)"
+    );
+    check_hex!(g.sregs()?.gs.base, 0x1234_5000u64, "GS.base in sregs");
     Ok(())
 }
 
