@@ -1901,11 +1901,11 @@ impl<H: Hw> Svm<H> {
 /// Guest physical memory (address space 0) through the run context's memslots, for
 /// instruction fetch and emulation: RAM pages are resolved and held for each copy; anything
 /// else (MMIO, no slot, a read-only slot for writes) fails the copy.
-struct CtxMem<'c, 'a, O: Os, A: Arch<O>> {
-    ctx: &'c RunCtx<'a, O, A>,
+struct CtxMem<'c, 'a, O: Os, H: Hw> {
+    ctx: &'c RunCtx<'a, O, Svm<H>>,
 }
 
-impl<O: Os, A: Arch<O>> CtxMem<'_, '_, O, A> {
+impl<O: Os, H: Hw> CtxMem<'_, '_, O, H> {
     /// Visits `len` bytes from `gpa` page by page: `f(page, offset in page, offset in buffer,
     /// length)`. False as soon as a page is not RAM or `f` fails.
     fn each_page(
@@ -1923,12 +1923,22 @@ impl<O: Os, A: Arch<O>> CtxMem<'_, '_, O, A> {
             // CAST: below the page size.
             let off = (at & 0xfff) as usize;
             let n = (len - done).min(0x1000 - off);
-            let page = match self.ctx.gfn_resolve(0, Gfn(at >> 12), write) {
-                Ok(GuestPage::Ram { page, .. }) => page,
-                _ => return false,
-            };
-            if !f(&page, off, done, n) {
-                return false;
+            // Reads of a page the guest already touched go through the nested page table's
+            // hold; anything else (and every write, which must mark the page dirty) resolves
+            // the page afresh.
+            let fast = !write && {
+                let npt = self.ctx.vm().npt.lock();
+                npt.lookup(at & !0xfff).map(|page| f(page, off, done, n))
+            }
+            .is_some_and(|ok| ok);
+            if !fast {
+                let page = match self.ctx.gfn_resolve(0, Gfn(at >> 12), write) {
+                    Ok(GuestPage::Ram { page, .. }) => page,
+                    _ => return false,
+                };
+                if !f(&page, off, done, n) {
+                    return false;
+                }
             }
             done += n;
         }
@@ -1936,7 +1946,7 @@ impl<O: Os, A: Arch<O>> CtxMem<'_, '_, O, A> {
     }
 }
 
-impl<O: Os, A: Arch<O>> walk::GuestMem for CtxMem<'_, '_, O, A> {
+impl<O: Os, H: Hw> walk::GuestMem for CtxMem<'_, '_, O, H> {
     fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
         let len = buf.len();
         self.each_page(gpa, len, false, |page, off, at, n| {

@@ -667,8 +667,8 @@ pub mod pte {
 
 const NONE: u32 = u32::MAX;
 
-/// One table page of an [`Npt`], with the indices of its child tables (empty for a leaf
-/// table).
+/// One table page of an [`Npt`], with the indices of its child tables, or for a leaf table
+/// the indices of the held pages its entries map (in [`Npt`]'s `held`).
 struct Table<O: Os> {
     page: O::Page,
     child: Vec<u32>,
@@ -694,13 +694,9 @@ impl<O: Os> Default for Npt<O> {
 }
 
 impl<O: Os> Npt<O> {
-    fn new_table(&mut self, os: &O, leaf: bool) -> KResult<u32> {
+    fn new_table(&mut self, os: &O) -> KResult<u32> {
         let page = os.page_zalloc()?;
-        let child = if leaf {
-            Vec::new()
-        } else {
-            vec_filled(512, NONE)?
-        };
+        let child = vec_filled(512, NONE)?;
         let idx = u32::try_from(self.tables.len()).map_err(|_| Errno::ENOMEM)?;
         vec_push(&mut self.tables, Table { page, child })?;
         Ok(idx)
@@ -709,7 +705,7 @@ impl<O: Os> Npt<O> {
     /// The physical address of the PML4, allocating it if needed.
     pub fn root(&mut self, os: &O) -> KResult<u64> {
         if self.tables.is_empty() {
-            self.new_table(os, false)?;
+            self.new_table(os)?;
         }
         self.tables
             .first()
@@ -730,7 +726,7 @@ impl<O: Os> Npt<O> {
                 .and_then(|tb| tb.child.get(idx).copied())
                 .ok_or(Errno::EINVAL)?;
             let next = if cur == NONE {
-                let n = self.new_table(os, level == 2)?;
+                let n = self.new_table(os)?;
                 let pa = self
                     .tables
                     .get(n as usize)
@@ -754,12 +750,33 @@ impl<O: Os> Npt<O> {
         }
         let flags = pte::P | pte::US | if writable { pte::RW } else { 0 };
         let entry = (page.pa() & !0xfff) | flags;
+        let held = u32::try_from(self.held.len()).map_err(|_| Errno::ENOMEM)?;
         vec_push(&mut self.held, page)?;
-        let tb = self.tables.get(t).ok_or(Errno::EINVAL)?;
-        if !tb.page.write(npt_index(gpa, 1) * 8, &entry.to_le_bytes()) {
+        let idx = npt_index(gpa, 1);
+        let tb = self.tables.get_mut(t).ok_or(Errno::EINVAL)?;
+        if !tb.page.write(idx * 8, &entry.to_le_bytes()) {
             return Err(Errno::EINVAL);
         }
+        if let Some(c) = tb.child.get_mut(idx) {
+            *c = held;
+        }
         Ok(())
+    }
+
+    /// The held page the table maps at `gpa`, if any: the emulator reads guest memory the
+    /// guest has already touched through it, without resolving and holding the page again.
+    /// The page stays held while the caller holds the table's lock.
+    pub fn lookup(&self, gpa: u64) -> Option<&O::HeldPage> {
+        let mut t = 0usize;
+        for level in [4u32, 3, 2] {
+            let next = *self.tables.get(t)?.child.get(npt_index(gpa, level))?;
+            if next == NONE {
+                return None;
+            }
+            t = next as usize;
+        }
+        let h = *self.tables.get(t)?.child.get(npt_index(gpa, 1))?;
+        self.held.get(h as usize)
     }
 
     /// Tears the whole table down, releasing table pages and held guest pages.
