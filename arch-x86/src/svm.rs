@@ -1119,8 +1119,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             return Ok(e);
         }
         let os = ctx.os();
-        for _ in 0..INNER_EXITS {
-            if os.thread_signal_pending() || os.thread_resched_needed() {
+        for i in 0..INNER_EXITS {
+            // The core checked both just before calling; look again from the second entry on.
+            if i > 0 && (os.thread_signal_pending() || os.thread_resched_needed()) {
                 return Ok(Exit::Interrupted);
             }
             let Some(exit) = self.world_switch(ctx, iopm, msrpm)? else {
@@ -1625,11 +1626,6 @@ impl<H: Hw> Svm<H> {
         }
     }
 
-    /// An `INS`/`OUTS` exit: decodes the instruction (the exit names neither its segment
-    /// nor, without decode assists, its length), translates the memory operand and moves one
-    /// batch of elements within a page through the PIO data page: `OUTS` data is copied
-    /// there now, `INS` data is stored by [`Svm::complete_ins`]. With `REP` and elements
-    /// left, RIP stays on the instruction, which exits again for the next batch.
     /// An `INTn`, `INT3` or `INTO` intercepted for software breakpoints (QEMU's TCG reports
     /// `INT3` this way rather than as a #BP intercept). `INT3` is a breakpoint for user space;
     /// the others are delivered to the guest as software interrupt or `#OF` with RIP past
@@ -1756,6 +1752,11 @@ impl<H: Hw> Svm<H> {
         Ok(None)
     }
 
+    /// An `INS`/`OUTS` exit: decodes the instruction (the exit names neither its segment
+    /// nor, without decode assists, its length), translates the memory operand and moves one
+    /// batch of elements within a page through the PIO data page: `OUTS` data is copied
+    /// there now, `INS` data is stored by [`Svm::complete_ins`]. With `REP` and elements
+    /// left, RIP stays on the instruction, which exits again for the next batch.
     fn string_io_exit<O: Os>(
         &self,
         ctx: &mut RunCtx<'_, O, Self>,

@@ -134,6 +134,41 @@ fn page_get<T: FromBytes + IntoBytes>(page: &impl Page, off: usize) -> KResult<T
     }
 }
 
+/// The `kvm_run` header fields from `ready_for_interrupt_injection` to `apic_base`, written
+/// together on every return from `KVM_RUN`.
+struct RunHeaderTail {
+    ready_for_interrupt_injection: u8,
+    if_flag: u8,
+    flags: u16,
+    cr8: u64,
+    apic_base: u64,
+}
+
+const _: () = assert!(
+    offset_of!(KvmRun, if_flag) == offset_of!(KvmRun, ready_for_interrupt_injection) + 1
+        && offset_of!(KvmRun, flags) == offset_of!(KvmRun, ready_for_interrupt_injection) + 2
+        && offset_of!(KvmRun, cr8) == offset_of!(KvmRun, ready_for_interrupt_injection) + 4
+        && offset_of!(KvmRun, apic_base) == offset_of!(KvmRun, ready_for_interrupt_injection) + 12
+);
+
+impl RunHeaderTail {
+    /// The 20 bytes as they lie in `kvm_run`.
+    fn bytes(&self) -> [u8; 20] {
+        let mut b = [0u8; 20];
+        let (head, rest) = b.split_at_mut(4);
+        head.copy_from_slice(&[
+            self.ready_for_interrupt_injection,
+            self.if_flag,
+            self.flags.to_ne_bytes()[0],
+            self.flags.to_ne_bytes()[1],
+        ]);
+        let (cr8, apic) = rest.split_at_mut(8);
+        cr8.copy_from_slice(&self.cr8.to_ne_bytes());
+        apic.copy_from_slice(&self.apic_base.to_ne_bytes());
+        b
+    }
+}
+
 /// Writes a plain value into a shared page.
 fn page_set<T: IntoBytes + Immutable>(page: &impl Page, off: usize, v: &T) -> KResult<()> {
     if page.write(off, v.as_bytes()) {
@@ -245,9 +280,7 @@ impl<P: Platform> VcpuFile<P> {
         let mut inner = vcpu.inner.lock();
         let inner = &mut *inner;
 
-        page_set(run, offset_of!(KvmRun, flags), &0u16)?;
-        let valid: u64 = page_get(run, offset_of!(KvmRun, kvm_valid_regs))?;
-        let dirty: u64 = page_get(run, offset_of!(KvmRun, kvm_dirty_regs))?;
+        let [valid, dirty]: [u64; 2] = page_get(run, offset_of!(KvmRun, kvm_valid_regs))?;
         if (valid | dirty) & !limits.sync_regs != 0 {
             return Err(Errno::EINVAL);
         }
@@ -303,15 +336,21 @@ impl<P: Platform> VcpuFile<P> {
         };
         // Refreshed on every return, as KVM does, so a VMM with its own interrupt controller
         // can decide whether to inject.
+        // One write for ready_for_interrupt_injection, if_flag, flags (cleared), cr8 and
+        // apic_base, which lie together in the header.
         let f = arch.vcpu_run_flags(ctx.vcpu);
-        page_set(run, offset_of!(KvmRun, if_flag), &u8::from(f.if_flag))?;
+        let tail = RunHeaderTail {
+            ready_for_interrupt_injection: u8::from(f.ready_for_interrupt_injection),
+            if_flag: u8::from(f.if_flag),
+            flags: 0,
+            cr8: f.cr8,
+            apic_base: f.apic_base,
+        };
         page_set(
             run,
             offset_of!(KvmRun, ready_for_interrupt_injection),
-            &u8::from(f.ready_for_interrupt_injection),
+            &tail.bytes(),
         )?;
-        page_set(run, offset_of!(KvmRun, cr8), &f.cr8)?;
-        page_set(run, offset_of!(KvmRun, apic_base), &f.apic_base)?;
         if valid != 0 {
             arch.vcpu_sync_export(ctx.vcpu, valid, &area)?;
         }

@@ -299,7 +299,10 @@ fn test() -> Result {
     }
     freebsd::run_cmd(&[])?;
     suite::host_suite()?;
+    // Two boots: two vCPUs with 60 s of fuzzing, and one vCPU (suite only) with the demo.
     let vm_args = ["--kvmport", "--smp", "2", "--fuzz", "60"];
+    vmtest::run(&vm_args.map(String::from))?;
+    let vm_args = ["--kvmport", "--smp", "1", "--demo"];
     vmtest::run(&vm_args.map(String::from))?;
     println!(
         "host tests: {} passed, {} failed, {} skipped",
