@@ -161,8 +161,11 @@ pub struct SvmVm<O: Os> {
 pub struct SvmVcpu<O: Os> {
     /// The vCPU's architectural state.
     pub st: VcpuState,
-    vmcb: O::Page,
-    img: VmcbImage,
+    /// The VMCB page the image is copied to, when the image cannot be the VMCB itself.
+    vmcb: Option<O::Page>,
+    /// The physical address handed to `VMRUN`.
+    vmcb_pa: u64,
+    img: Box<VmcbImage>,
     /// The last exit was the guest's `IRET` out of an NMI handler: it has not run yet, so no
     /// NMI goes in on the next entry.
     iret_pending: bool,
@@ -887,10 +890,26 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         if limit != 0 && id >= limit {
             return Err(Errno::EINVAL);
         }
+        let img =
+            <VmcbImage as zerocopy::FromZeros>::new_box_zeroed().map_err(|_| Errno::ENOMEM)?;
+        // The image is the VMCB when the glue can translate its address (one aligned page
+        // from the heap); otherwise it is copied to and from a page of its own.
+        let (vmcb, vmcb_pa) = match os
+            .heap_phys_addr(img.0.as_ptr())
+            .filter(|pa| pa & 0xfff == 0)
+        {
+            Some(pa) => (None, pa),
+            None => {
+                let page = os.page_zalloc()?;
+                let pa = page.pa();
+                (Some(page), pa)
+            }
+        };
         Ok(SvmVcpu {
             st: VcpuState::reset(id, self.hw.rdtsc())?,
-            vmcb: os.page_zalloc()?,
-            img: VmcbImage::new(),
+            vmcb,
+            vmcb_pa,
+            img,
             iret_pending: false,
             pending_mmio: None,
             pending_ins: None,
@@ -1296,10 +1315,12 @@ impl<H: Hw> Svm<H> {
             v.img
                 .set_u64(vmrun::save::RFLAGS, v.st.regs.rflags | RFLAGS_TF);
         }
-        if !vmrun::copy_ranges(&v.img, vmrun::VMCB_LOADED, |off, b| v.vmcb.write(off, b)) {
-            return Err(Errno::EINVAL);
+        if let Some(page) = &v.vmcb {
+            if !vmrun::copy_ranges(&v.img, vmrun::VMCB_LOADED, |off, b| page.write(off, b)) {
+                return Err(Errno::EINVAL);
+            }
         }
-        let vmcb_pa = v.vmcb.pa();
+        let vmcb_pa = v.vmcb_pa;
         let fpu = self.fpu_plan(&v.st);
         let _preempt = ctx.preempt_disable();
         let pc = self
@@ -1329,13 +1350,19 @@ impl<H: Hw> Svm<H> {
             }
         }
         let regs: *mut Regs = &mut v.st.regs;
+        let vmcb_mem: *mut u8 = if v.vmcb.is_some() {
+            core::ptr::null_mut()
+        } else {
+            v.img.0.as_mut_ptr()
+        };
         // SAFETY: GIF is clear and preemption disabled; SVM and VM_HSAVE_PA are set up on this
-        // CPU (enabled flag); `vmcb_pa` is this vCPU's VMCB page, just filled with a complete
-        // guest state, with the VMRUN intercept and a non-zero ASID; `pc.host_pa` is this
-        // CPU's own host area; `regs` points into the vCPU, which the held vCPU lock keeps
-        // alive and unaliased for the duration of the call (`ctx` is only used for
-        // `guest_enter`/`guest_exit`, which do not touch the registers).
-        unsafe { self.hw.world_switch(vmcb_pa, pc.host_pa, regs) };
+        // CPU (enabled flag); `vmcb_pa` is this vCPU's VMCB (the page-aligned image itself,
+        // `vmcb_mem`, or the page it was copied to), holding a complete guest state with the
+        // VMRUN intercept and a non-zero ASID; `pc.host_pa` is this CPU's own host area;
+        // `regs` and `vmcb_mem` point into the vCPU, which the held vCPU lock keeps alive and
+        // unaliased for the duration of the call (`ctx` is only used for
+        // `guest_enter`/`guest_exit`, which touch neither).
+        unsafe { self.hw.world_switch(vmcb_pa, pc.host_pa, regs, vmcb_mem) };
         let v = ctx.vcpu();
         // SAFETY: as for fpu_load; the host's XCR0 goes back before the registers are given
         // up.
@@ -1352,8 +1379,10 @@ impl<H: Hw> Svm<H> {
         drop(_preempt);
         drop(npt);
         let v = ctx.vcpu();
-        if !vmrun::fill_ranges(&mut v.img, vmrun::VMCB_STORED, |off, b| v.vmcb.read(off, b)) {
-            return Err(Errno::EINVAL);
+        if let Some(page) = &v.vmcb {
+            if !vmrun::fill_ranges(&mut v.img, vmrun::VMCB_STORED, |off, b| page.read(off, b)) {
+                return Err(Errno::EINVAL);
+            }
         }
         let exit = VmExit {
             code: v.img.u64(ctl::EXITCODE),

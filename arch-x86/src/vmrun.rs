@@ -12,14 +12,15 @@ use kvmport_core::{Errno, KResult, Os};
 use crate::hw::{EFER_LMA, EFER_LME, EFER_SVME};
 use crate::state::{Dtable, Events, VcpuState, VmcbSeg, cr0, seg};
 
-/// Bytes of the VMCB this backend writes and reads back: the control area (0x000-0x3ff) and
-/// the part of the state-save area up to and including `G_PAT`/`DBGCTL`.
-pub const VMCB_IMAGE_LEN: usize = 0x700;
+/// The size of a VMCB: one page.
+pub const VMCB_IMAGE_LEN: usize = 0x1000;
 
-/// A software copy of the first [`VMCB_IMAGE_LEN`] bytes of a VMCB, copied into the VMCB page
-/// before `VMRUN` and back from it after `#VMEXIT`.
-#[repr(C, align(8))]
-#[derive(Clone, Debug)]
+/// A VMCB as Rust data, page-aligned. Where the glue can give its physical address
+/// ([`kvmport_core::Os::heap_phys_addr`]) it is the VMCB itself, which the processor reads at
+/// `VMRUN` and writes at `#VMEXIT`; elsewhere it is a software copy whose used ranges
+/// ([`VMCB_LOADED`], [`VMCB_STORED`]) go to and from a VMCB page.
+#[repr(C, align(4096))]
+#[derive(Clone, Debug, zerocopy::FromZeros)]
 pub struct VmcbImage(pub [u8; VMCB_IMAGE_LEN]);
 
 const _: () = assert!(core::mem::size_of::<VmcbImage>() == VMCB_IMAGE_LEN);
