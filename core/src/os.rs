@@ -159,6 +159,16 @@ pub trait Os: Send + Sync + Sized + 'static {
     /// Allocates one zeroed page, or `ENOMEM`. Preemptible context.
     fn page_zalloc(&self) -> KResult<Self::Page>;
 
+    /// The physical address of `va`, which points into memory from the global allocator (a
+    /// `Box` the backend owns), or `None` when the glue cannot say. A backend uses it to hand
+    /// the processor a structure it also reads and writes as Rust data (the SVM VMCB), instead
+    /// of copying to and from a [`Os::page_zalloc`] page; the structure must not cross a page.
+    /// Any context.
+    fn heap_phys_addr(&self, va: *const u8) -> Option<u64> {
+        let _ = va;
+        None
+    }
+
     // ----- User memory -----
 
     /// Whether `[addr, addr + len)` lies wholly inside the user part of the address space
