@@ -43,6 +43,8 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
   --monitor SOCK  serve QEMU's human monitor on this Unix socket (to inspect a hung guest)
   --demo          with --kvmport: run kvm-demo (a 64-bit guest greeting through port I/O)
                   against kvmport before its suite
+  --guest-fuzz S  after each run's suite, run random guest code (real and long mode) with
+                  kvm-guestfuzz for S seconds; every run must end in an explained exit
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
   --suite PATH    run this static binary instead of building kvmport-conformance
@@ -146,6 +148,7 @@ grep -qw svm /proc/cpuinfo || echo "VMTEST-NOTE the guest CPU has no svm"
 SUITE_ARGS=$(cat /etc/vmtest/suite-args)
 FUZZ_SECS=$(cat /etc/vmtest/fuzz-seconds)
 FUZZ_ARGS=$(cat /etc/vmtest/fuzz-args)
+GUEST_FUZZ_SECS=$(cat /etc/vmtest/guest-fuzz-seconds)
 slab() { grep -E '^(Slab|SUnreclaim):' /proc/meminfo | tr -s ' ' | tr '\n' ' '; }
 fails=0
 while read -r label dev mods; do
@@ -184,6 +187,10 @@ while read -r label dev mods; do
       frc=$?
       grep -E '^(fuzz:|kvm-fuzz:)' /tmp/fuzz.log
       echo "VMTEST-FUZZ $label rc=$frc"
+    fi
+    if [ "$GUEST_FUZZ_SECS" -gt 0 ] 2>/dev/null; then
+      /bin/kvm-guestfuzz --device "$dev" --seconds "$GUEST_FUZZ_SECS" </dev/null 2>&1
+      echo "VMTEST-GUESTFUZZ $label rc=$?"
     fi
   else
     echo "VMTEST-SUITE-SKIPPED $label"
@@ -237,6 +244,8 @@ struct Opts {
     monitor: Option<PathBuf>,
     /// Run `kvm-demo` against kvmport before its suite.
     demo: bool,
+    /// Seconds of `kvm-guestfuzz` (random guest code) per run (0: none).
+    guest_fuzz: u64,
 }
 
 impl Opts {
@@ -256,6 +265,7 @@ impl Opts {
             append: String::new(),
             monitor: None,
             demo: false,
+            guest_fuzz: 0,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -292,6 +302,11 @@ impl Opts {
                 "--append" => o.append = value("--append")?,
                 "--monitor" => o.monitor = Some(PathBuf::from(value("--monitor")?)),
                 "--demo" => o.demo = true,
+                "--guest-fuzz" => {
+                    o.guest_fuzz = value("--guest-fuzz")?
+                        .parse()
+                        .map_err(|_| format!("--guest-fuzz takes seconds\n{USAGE}"))?;
+                }
                 "--" => {
                     o.suite_args = it.by_ref().cloned().collect();
                 }
@@ -338,7 +353,16 @@ pub fn run(args: &[String]) -> Result {
         strict: opts.strict,
         fuzzer: None,
         demo: None,
+        guest_fuzzer: None,
     };
+    if opts.guest_fuzz > 0 {
+        // Built with the suite, from the same package.
+        let g = suite.with_file_name("kvm-guestfuzz");
+        if !g.is_file() {
+            return Err(format!("{} not found (built with the suite)", g.display()));
+        }
+        plan.guest_fuzzer = Some(g);
+    }
     if opts.fuzz > 0 {
         plan.fuzzer = Some(step_val("vmtest: kvm-fuzz", fuzzer_binary)?);
     }
@@ -870,6 +894,8 @@ struct Plan {
     fuzzer: Option<PathBuf>,
     /// The static `kvm-demo`, with `--demo` (run against kvmport).
     demo: Option<PathBuf>,
+    /// The static `kvm-guestfuzz`, with `--guest-fuzz`.
+    guest_fuzzer: Option<PathBuf>,
 }
 
 /// The suite cases that run guest code: `--list` prints `NAME [guest]` for them.
@@ -954,6 +980,12 @@ fn write_initramfs(
     a.file("bin/kvm-conformance", 0o755, &suite_bytes);
     let fuzz_secs = format!("{}\n", opts.fuzz);
     a.file("etc/vmtest/fuzz-seconds", 0o644, fuzz_secs.as_bytes());
+    let gf = format!("{}\n", opts.guest_fuzz);
+    a.file("etc/vmtest/guest-fuzz-seconds", 0o644, gf.as_bytes());
+    if let Some(g) = &plan.guest_fuzzer {
+        let bytes = fs::read(g).map_err(io_err(g))?;
+        a.file("bin/kvm-guestfuzz", 0o755, &bytes);
+    }
     let fuzz_args = format!("{}\n", opts.fuzz_args);
     a.file("etc/vmtest/fuzz-args", 0o644, fuzz_args.as_bytes());
     if let Some(f) = &plan.fuzzer {
@@ -1054,6 +1086,8 @@ struct Judge {
     leak_report: Option<String>,
     /// `kvm-demo`'s lines.
     demo: Vec<String>,
+    /// `kvm-guestfuzz`'s lines.
+    guestfuzz: Vec<String>,
     /// For deduplicating `bad` (console lines reappear in the dmesg dump).
     seen_bad: HashSet<String>,
     /// The first problem line and the lines after it (up to [`CONTEXT_LINES`]).
@@ -1105,6 +1139,10 @@ impl Judge {
                 String::new()
             };
         }
+        if first == "guestfuzz:" {
+            self.guestfuzz.push(line.trim_end().to_string());
+            return Event::Demo(line.trim_end().to_string());
+        }
         if first == "kvm-demo:" {
             self.demo.push(line.trim_end().to_string());
             return Event::Demo(line.trim_end().to_string());
@@ -1134,6 +1172,7 @@ impl Judge {
                 return Event::Other;
             }
             "VMTEST-INSMOD" | "VMTEST-RMMOD" | "VMTEST-HOTPLUG" | "VMTEST-FUZZ" | "VMTEST-DEMO"
+            | "VMTEST-GUESTFUZZ"
                 if rc_of(line) != Some(0) =>
             {
                 self.step_failures.push(line.to_string());
@@ -1493,6 +1532,9 @@ impl Outcome {
         }
         if let Some(r) = &j.leak_report {
             println!("{r}");
+        }
+        for g in &j.guestfuzz {
+            println!("{g}");
         }
         if plan.demo.is_some() {
             for d in &j.demo {

@@ -406,13 +406,26 @@ fn gpa_high(ctx: &Ctx) -> CaseResult {
     )
 }
 
+/// A `userspace_addr` in the kernel's part of the address space is `EINVAL`. Where that part
+/// starts is the OS's: on Linux (and FreeBSD) everything from the upper canonical half up; on
+/// illumos amd64 user space reaches up to `USERLIMIT` (0xFFFFFD8000000000, `sys/vmparam.h`:
+/// processes may map memory in the upper half below the kernel), so the addresses are the
+/// kernel's from there.
 fn uaddr_kernel(ctx: &Ctx) -> CaseResult {
     let (vm, _m) = setup(ctx)?;
-    for (slot, ua) in [
-        (11, 0xffff_8000_0000_0000u64),
-        (12, 0xffff_ffff_ffff_f000),
-        (13, 1 << 63),
-    ] {
+    let addrs: &[(u32, u64)] = match kvmport_client::sys::rule() {
+        kvmport_client::sys::OsRule::Illumos => &[
+            (11, 0xffff_fd80_0000_0000),
+            (12, 0xffff_ffff_ffff_f000),
+            (13, 0xffff_fe00_0000_0000),
+        ],
+        _ => &[
+            (11, 0xffff_8000_0000_0000),
+            (12, 0xffff_ffff_ffff_f000),
+            (13, 1 << 63),
+        ],
+    };
+    for &(slot, ua) in addrs {
         let r = region(
             &vm,
             slot,

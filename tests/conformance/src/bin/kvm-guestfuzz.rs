@@ -1,0 +1,238 @@
+//! `kvm-guestfuzz`: random instruction bytes run as a guest, in real mode and in 64-bit long
+//! mode, for a bounded time. Every run must end in an exit that is explained: port I/O or
+//! MMIO (answered and continued), `HLT`, shutdown (triple fault), an emulation failure, or the
+//! watchdog's interrupt of a guest that loops. Anything else (a failed entry, an unknown exit,
+//! an unexpected errno) is counted as unexplained and makes the program fail. The kernel side
+//! (oops, warnings, leaks) is judged by `cargo xtask vmtest`, which runs this in the test VM.
+//!
+//! `kvm-guestfuzz --device PATH --seconds N [--seed S]`
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use kvmport_client::Errno;
+use kvmport_conformance::guest::{CODE, Code, Guest, Mode, RAM, init_vcpu};
+use kvmport_conformance::harness::Ctx;
+use kvmport_core::abi::{
+    KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_IO, KVM_EXIT_IO_IN, KVM_EXIT_MMIO,
+    KVM_EXIT_SHUTDOWN,
+};
+
+/// How long one `KVM_RUN` may take before the watchdog (`SIGALRM`) interrupts it.
+const RUN_LIMIT: Duration = Duration::from_millis(20);
+/// Exits per round before the round is ended (a guest doing I/O in a loop).
+const EXITS_PER_ROUND: u32 = 64;
+/// Bytes of random code per round.
+const CODE_LEN: usize = 4096;
+/// Rounds on one VM before it is made afresh (random code overwrites its own tables).
+const ROUNDS_PER_VM: u32 = 32;
+
+/// xorshift64*: deterministic for a seed, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    rounds: [u64; 2],
+    io: u64,
+    mmio: u64,
+    hlt: u64,
+    shutdown: u64,
+    emulation: u64,
+    internal_other: u64,
+    timeout: u64,
+    exit_limit: u64,
+    unexplained: Vec<String>,
+}
+
+extern "C" fn on_alarm(_: libc::c_int) {}
+
+/// Installs a no-op `SIGALRM` handler without `SA_RESTART`, so the alarm ends `KVM_RUN`.
+fn install_alarm() {
+    // SAFETY: a zeroed sigaction is a valid initial value; the handler is async-signal-safe
+    // (it does nothing).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_alarm as *const () as usize;
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(libc::SIGALRM, &sa, std::ptr::null_mut());
+    }
+}
+
+/// Arms (or with `None` disarms) the one-shot real-time alarm.
+fn alarm(after: Option<Duration>) {
+    let d = after.unwrap_or_default();
+    let t = libc::itimerval {
+        it_interval: libc::timeval {
+            tv_sec: 0,
+            tv_usec: 0,
+        },
+        it_value: libc::timeval {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_usec: d.subsec_micros() as libc::suseconds_t,
+        },
+    };
+    // SAFETY: setitimer reads `t` and writes nothing (old value not asked for).
+    unsafe { libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut()) };
+}
+
+/// One round: random code at [`CODE`] in `mode`, run until an ending exit.
+fn round(g: &Guest, mode: Mode, rng: &mut Rng, t: &mut Tally) -> Result<bool, String> {
+    let mut code = vec![0u8; CODE_LEN];
+    rng.fill(&mut code);
+    g.mem.write(CODE, &code);
+    init_vcpu(&g.vcpu, mode, CODE)?;
+    t.rounds[usize::from(mode == Mode::Long64)] += 1;
+    for _ in 0..EXITS_PER_ROUND {
+        alarm(Some(RUN_LIMIT));
+        let r = g.vcpu.run();
+        alarm(None);
+        match r {
+            Err(Errno::EINTR) => {
+                t.timeout += 1;
+                return Ok(true);
+            }
+            Err(e) => {
+                t.unexplained
+                    .push(format!("{mode:?}: KVM_RUN failed with {e:?}"));
+                return Ok(false);
+            }
+            Ok(_) => {}
+        }
+        match g.run.exit_reason() {
+            KVM_EXIT_IO => {
+                t.io += 1;
+                let io = g.run.io();
+                if io.direction == KVM_EXIT_IO_IN {
+                    // Leave whatever is in the data page: any value is a valid answer.
+                }
+            }
+            KVM_EXIT_MMIO => t.mmio += 1,
+            KVM_EXIT_HLT => {
+                t.hlt += 1;
+                return Ok(true);
+            }
+            KVM_EXIT_SHUTDOWN => {
+                t.shutdown += 1;
+                // The vCPU's state after a triple fault is undefined: make a new VM.
+                return Ok(false);
+            }
+            KVM_EXIT_INTERNAL_ERROR => {
+                let i = g.run.internal();
+                if i.suberror == kvmport_core::abi::KVM_INTERNAL_ERROR_EMULATION {
+                    t.emulation += 1;
+                } else {
+                    t.internal_other += 1;
+                }
+                return Ok(false);
+            }
+            other => {
+                t.unexplained
+                    .push(format!("{mode:?}: exit {other}{}", g.exit_detail(other)));
+                return Ok(false);
+            }
+        }
+    }
+    t.exit_limit += 1;
+    Ok(true)
+}
+
+fn run(device: &str, seconds: u64, seed: u64) -> Result<Tally, String> {
+    install_alarm();
+    let ctx = Ctx {
+        device: device.into(),
+    };
+    let mut rng = Rng(seed | 1);
+    let mut t = Tally::default();
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        let mode = if n % 2 == 0 { Mode::Real } else { Mode::Long64 };
+        n += 1;
+        let g = Guest::new(&ctx, mode, &Code::new().op(&[0xF4]))?;
+        // Random bytes in the rest of RAM above the tables too, so jumps land in noise.
+        let mut noise = vec![0u8; 0x1000];
+        for page in (0x40000..RAM).step_by(0x1000) {
+            rng.fill(&mut noise);
+            g.mem.write(page, &noise);
+        }
+        for _ in 0..ROUNDS_PER_VM {
+            if Instant::now() >= deadline || !round(&g, mode, &mut rng, &mut t)? {
+                break;
+            }
+        }
+    }
+    Ok(t)
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let (mut device, mut seconds, mut seed) = ("/dev/kvm".to_string(), 10u64, 0u64);
+    while let Some(a) = args.next() {
+        let v = args.next();
+        match (a.as_str(), v) {
+            ("--device", Some(d)) => device = d,
+            ("--seconds", Some(s)) if s.parse::<u64>().is_ok() => seconds = s.parse().unwrap_or(10),
+            ("--seed", Some(s)) if s.parse::<u64>().is_ok() => seed = s.parse().unwrap_or(0),
+            _ => {
+                eprintln!("usage: kvm-guestfuzz [--device PATH] [--seconds N] [--seed S]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if seed == 0 {
+        seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+    }
+    match run(&device, seconds, seed) {
+        Ok(t) => {
+            println!(
+                "guestfuzz: {device}, seed {seed:#x}: {} rounds (real {}, long {}); exits: io {}, mmio {}, \
+                 hlt {}, shutdown {}, emulation failure {}, other internal error {}, watchdog {}, \
+                 exit limit {}; unexplained {}",
+                t.rounds[0] + t.rounds[1],
+                t.rounds[0],
+                t.rounds[1],
+                t.io,
+                t.mmio,
+                t.hlt,
+                t.shutdown,
+                t.emulation,
+                t.internal_other,
+                t.timeout,
+                t.exit_limit,
+                t.unexplained.len()
+            );
+            for u in t.unexplained.iter().take(20) {
+                println!("guestfuzz: unexplained: {u}");
+            }
+            if t.unexplained.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            println!("guestfuzz: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
