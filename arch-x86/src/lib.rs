@@ -39,6 +39,7 @@ pub mod cpuid_table;
 pub mod decode;
 pub mod emulate;
 pub mod hw;
+pub mod irqchip;
 pub mod msr;
 pub mod state;
 pub mod svm;

@@ -1,0 +1,1 @@
+//! The irqchip in a VM (to follow).
