@@ -122,6 +122,16 @@ impl WaitQueue for SpinWait {
         }
         Ok(())
     }
+    fn wait_until_timeout(&self, done: &dyn Fn() -> bool, timeout_ns: u64) -> KResult<bool> {
+        let end = std::time::Instant::now() + std::time::Duration::from_nanos(timeout_ns);
+        while !done() {
+            if std::time::Instant::now() >= end {
+                return Ok(false);
+            }
+            std::thread::yield_now();
+        }
+        Ok(true)
+    }
     fn wake_all(&self) {}
 }
 
