@@ -16,7 +16,7 @@ use kvmport_core::Errno;
 use kvmport_core::abi::cap::Cap;
 use kvmport_core::abi::ioctl::*;
 use kvmport_core::abi::x86::*;
-use kvmport_core::abi::{KvmInterrupt, KvmIrqLevel, KvmMpState, KvmTranslation};
+use kvmport_core::abi::{KvmInterrupt, KvmIrqLevel, KvmIrqchip, KvmMpState, KvmTranslation};
 use kvmport_testkit::{Host, SYS_FD};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -355,7 +355,8 @@ fn capabilities_and_limits() {
         (Cap::NrVcpus, 2),
         (Cap::NrMemslots, 32764),
         (Cap::ReadonlyMem, 1),
-        (Cap::Irqchip, 0),
+        (Cap::Irqchip, 1),
+        (Cap::IrqInjectStatus, 1),
         (Cap::Hlt, 0),
         (Cap::SyncRegs, 0),
         (Cap::X86Smm, 0),
@@ -566,6 +567,95 @@ fn vm_commands() {
     assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, 0), Err(Errno::EFAULT));
     let c = h.alloc(520, 8);
     assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, c), Err(Errno::ENXIO));
+}
+
+/// The irqchip commands through the core's dispatch, with the errnos measured on Linux.
+#[test]
+fn irqchip_commands() {
+    let mut h = host();
+    let vm = h.ioctl(SYS_FD, KVM_CREATE_VM, 0).unwrap() as i32;
+    let c = h.put(&KvmIrqchip::default());
+    assert_eq!(h.ioctl(vm, KVM_SET_IRQCHIP, c), Err(Errno::ENXIO));
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Ok(0));
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Err(Errno::EEXIST));
+    // Reset state: the IOAPIC at 0xfec00000 with every entry masked; the PICs' ELCR masks.
+    let mut chip = KvmIrqchip {
+        chip_id: KVM_IRQCHIP_IOAPIC,
+        ..Default::default()
+    };
+    let p = h.put(&chip);
+    assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, p), Ok(0));
+    let io = h.get::<KvmIrqchip>(p).chip.ioapic();
+    assert_eq!(io.base_address, 0xfec0_0000);
+    assert!(io.redirtbl.iter().all(|e| *e == 1 << 16));
+    chip.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+    let p = h.put(&chip);
+    assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, p), Ok(0));
+    assert_eq!(h.get::<KvmIrqchip>(p).chip.pic().elcr_mask, 0xde);
+    chip.chip_id = 3;
+    let p = h.put(&chip);
+    assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, p), Err(Errno::EINVAL));
+    assert_eq!(h.ioctl(vm, KVM_SET_IRQCHIP, p), Err(Errno::EINVAL));
+    // IRQ_LINE_STATUS: PIC unmasked (1) + IOAPIC masked (-1) = 1; lowering: 1 + 1.
+    let l = h.put(&KvmIrqLevel { irq: 0, level: 1 });
+    assert_eq!(h.ioctl(vm, KVM_IRQ_LINE_STATUS, l), Ok(0));
+    assert_eq!(h.get::<KvmIrqLevel>(l).status(), 1);
+    let l = h.put(&KvmIrqLevel { irq: 0, level: 0 });
+    assert_eq!(h.ioctl(vm, KVM_IRQ_LINE_STATUS, l), Ok(0));
+    assert_eq!(h.get::<KvmIrqLevel>(l).status(), 2);
+    let l = h.put(&KvmIrqLevel { irq: 24, level: 1 });
+    assert_eq!(h.ioctl(vm, KVM_IRQ_LINE_STATUS, l), Ok(0));
+    assert_eq!(h.get::<KvmIrqLevel>(l).status(), -1);
+    // Plain IRQ_LINE leaves the argument alone.
+    let l = h.put(&KvmIrqLevel { irq: 5, level: 1 });
+    assert_eq!(h.ioctl(vm, KVM_IRQ_LINE, l), Ok(0));
+    assert_eq!(h.get::<KvmIrqLevel>(l), KvmIrqLevel { irq: 5, level: 1 });
+    // vCPUs: the BSP runnable, APs uninitialized; LAPIC state; KVM_INTERRUPT refused.
+    let v0 = h.ioctl(vm, KVM_CREATE_VCPU, 0).unwrap() as i32;
+    let v1 = h.ioctl(vm, KVM_CREATE_VCPU, 1).unwrap() as i32;
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Err(Errno::EEXIST));
+    assert_eq!(get::<KvmMpState>(&mut h, v0, KVM_GET_MP_STATE).mp_state, 0);
+    assert_eq!(get::<KvmMpState>(&mut h, v1, KVM_GET_MP_STATE).mp_state, 1);
+    assert_eq!(
+        set(&mut h, v1, KVM_SET_MP_STATE, &KvmMpState { mp_state: 5 }),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        set(&mut h, v1, KVM_SET_MP_STATE, &KvmMpState { mp_state: 0 }),
+        Ok(0)
+    );
+    let lapic = get::<KvmLapicState>(&mut h, v1, KVM_GET_LAPIC);
+    let word = |s: &KvmLapicState, off: usize| {
+        u32::from_le_bytes(s.regs[off..off + 4].try_into().unwrap())
+    };
+    assert_eq!(word(&lapic, 0x20), 0x0100_0000);
+    assert_eq!(word(&lapic, 0x30), 0x0005_0014);
+    assert_eq!(word(&lapic, 0xf0), 0xff);
+    let mut l2 = lapic;
+    l2.regs[0x80] = 0x20;
+    assert_eq!(set(&mut h, v1, KVM_SET_LAPIC, &l2), Ok(0));
+    assert_eq!(
+        get::<KvmLapicState>(&mut h, v1, KVM_GET_LAPIC).regs[0x80],
+        0x20
+    );
+    assert_eq!(
+        set(&mut h, v0, KVM_INTERRUPT, &KvmInterrupt { irq: 32 }),
+        Err(Errno::ENXIO)
+    );
+}
+
+#[test]
+fn irqchip_after_vcpu_and_lapic_without_irqchip() {
+    let mut h = host();
+    let (vm, v) = h.vm_and_vcpu();
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Err(Errno::EINVAL));
+    let p = h.put(&<KvmLapicState as zerocopy::FromZeros>::new_zeroed());
+    assert_eq!(h.ioctl(v, KVM_GET_LAPIC, p), Err(Errno::EINVAL));
+    assert_eq!(h.ioctl(v, KVM_SET_LAPIC, p), Err(Errno::EINVAL));
+    assert_eq!(
+        set(&mut h, v, KVM_SET_MP_STATE, &KvmMpState { mp_state: 1 }),
+        Err(Errno::EINVAL)
+    );
 }
 
 #[test]

@@ -1,0 +1,237 @@
+//! The SVM side of the in-kernel irqchip: `KVM_CREATE_IRQCHIP`, and in the run loop the
+//! halt/INIT/SIPI states, interrupt injection before each entry, and the PIC, IOAPIC and
+//! local APIC accesses handled in the kernel instead of exiting to user space.
+
+use kvmport_core::arch::{Completion, Exit, RunCtx};
+use kvmport_core::memslot::Gpa;
+use kvmport_core::vm::VmInfo;
+use kvmport_core::{Errno, KArc, KResult, Os};
+
+use super::{Svm, SvmVm, VcpuIrq};
+use crate::hw::Hw;
+use crate::irqchip::lapic::{self, MpState};
+use crate::irqchip::pic::PicPair;
+use crate::irqchip::vmchip::{ApicSlot, Entry, VmChip};
+use crate::state::{SregsCommon, VcpuState};
+use kvmport_core::os::{Lock, WaitQueue};
+
+/// The VM's irqchip and this vCPU's local APIC.
+type Handles<O> = (KArc<VmChip<O>>, KArc<ApicSlot<O>>);
+
+/// `KVM_CREATE_IRQCHIP`: `EEXIST` if there is one, `EINVAL` once a vCPU exists (Linux's
+/// order of checks, measured).
+pub(super) fn create_irqchip<O: Os>(vm: &SvmVm<O>, info: &VmInfo) -> KResult<()> {
+    let mut irq = vm.irq.lock();
+    if irq.chip.is_some() {
+        return Err(Errno::EEXIST);
+    }
+    if info.created_vcpus > 0 || irq.vcpus > 0 {
+        return Err(Errno::EINVAL);
+    }
+    irq.chip = Some(VmChip::new()?);
+    Ok(())
+}
+
+/// The VM's irqchip, if created.
+pub(super) fn vm_chip<O: Os>(vm: &SvmVm<O>) -> Option<KArc<VmChip<O>>> {
+    vm.irq.lock().chip.as_ref().and_then(|c| c.try_clone().ok())
+}
+
+/// The registers a start-up IPI with `vector` leaves: the reset state, in real mode at
+/// `vector << 12` (CS selector `vector << 8`, IP 0); the APIC base is kept.
+fn sipi_state(
+    st: &mut VcpuState,
+    id: u32,
+    vector: u8,
+    host_cr4_reserved: u64,
+    tsc: u64,
+) -> KResult<()> {
+    let fresh = VcpuState::reset(id, tsc)?;
+    let mut c = SregsCommon::from_sregs(&fresh.sregs());
+    c.apic_base = st.apic_base;
+    if let Some(cs) = c.segs.first_mut() {
+        cs.selector = u16::from(vector) << 8;
+        cs.base = u64::from(vector) << 12;
+    }
+    st.set_sregs_common(&c, host_cr4_reserved)?;
+    st.regs = fresh.regs;
+    st.regs.rip = 0;
+    st.events = Default::default();
+    Ok(())
+}
+
+impl<H: Hw> Svm<H> {
+    fn irq_handles<O: Os>(ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Handles<O>>> {
+        match &ctx.vcpu().irq {
+            Some(VcpuIrq { chip, slot }) => Ok(Some((chip.try_clone()?, slot.try_clone()?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Before an entry, with an in-kernel irqchip: waits in the kernel while the vCPU is
+    /// halted or waiting for a start-up IPI (until something to deliver, a signal, or the
+    /// APIC timer), starts it on a start-up IPI, then queues the deliverable interrupt or
+    /// asks for a VINTR window. `Some(Exit::Interrupted)` to let the core see a signal.
+    pub(super) fn irq_entry<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Exit>> {
+        let Some((chip, slot)) = Self::irq_handles(ctx)? else {
+            ctx.vcpu().irq_window = false;
+            return Ok(None);
+        };
+        let os = ctx.os();
+        if !slot.has_kicker() {
+            slot.set_kicker(ctx.kicker()?);
+        }
+        loop {
+            let now = os.time_monotonic_ns();
+            let state = {
+                let mut l = slot.lapic.lock();
+                if l.init_pending {
+                    l.init_pending = false;
+                    l.init_reset();
+                }
+                l.mp_state
+            };
+            let halted = match state {
+                MpState::Runnable => break,
+                MpState::SipiReceived(vector) => {
+                    let tsc = self.hw.rdtsc();
+                    sipi_state(
+                        &mut ctx.vcpu().st,
+                        slot.vcpu_id,
+                        vector,
+                        self.host_cr4_reserved,
+                        tsc,
+                    )?;
+                    slot.lapic.lock().mp_state = MpState::Runnable;
+                    break;
+                }
+                MpState::Halted => {
+                    if chip.wakeup_pending(&slot, now) {
+                        slot.lapic.lock().mp_state = MpState::Runnable;
+                        break;
+                    }
+                    true
+                }
+                MpState::Uninitialized | MpState::InitReceived => false,
+            };
+            let deadline = slot.lapic.lock().next_deadline();
+            let cond = || {
+                if halted {
+                    chip.wakeup_pending(&slot, os.time_monotonic_ns())
+                } else {
+                    let l = slot.lapic.lock();
+                    l.init_pending || matches!(l.mp_state, MpState::SipiReceived(_))
+                }
+            };
+            let r = match deadline {
+                Some(d) if halted => slot.wq.wait_until_timeout(&cond, d.saturating_sub(now)),
+                _ => slot.wq.wait_until(&cond).map(|()| true),
+            };
+            if r.is_err() || os.thread_signal_pending() {
+                return Ok(Some(Exit::Interrupted));
+            }
+        }
+        let now = os.time_monotonic_ns();
+        let v = ctx.vcpu();
+        v.irq_window = chip.prepare_entry(&slot, &mut v.st, now) == Entry::Window;
+        Ok(None)
+    }
+
+    /// An exit the backend decided on, seen by the irqchip first: PIC port accesses and
+    /// IOAPIC/local-APIC MMIO are carried out here (and the instruction finished), so the
+    /// guest runs on; anything else is returned for the core.
+    pub(super) fn irq_exit<O: Os>(
+        &self,
+        ctx: &mut RunCtx<'_, O, Self>,
+        exit: Exit,
+    ) -> KResult<Option<Exit>> {
+        let mut exit = exit;
+        loop {
+            if !self.irq_exit_one(ctx, exit)? {
+                return Ok(Some(exit));
+            }
+            // A read-modify-write has a second access, queued by the completion.
+            match ctx.vcpu().queued_exit.take() {
+                Some(next) => exit = next,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Handles one exit in the kernel if it belongs to the irqchip; `false` if not.
+    fn irq_exit_one<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, exit: Exit) -> KResult<bool> {
+        let Some((chip, slot)) = Self::irq_handles(ctx)? else {
+            return Ok(false);
+        };
+        let os = ctx.os();
+        match exit {
+            Exit::Io {
+                port,
+                size,
+                out,
+                count: 1,
+            } if PicPair::owns_port(port) && ctx.vcpu().pending_ins.is_none() => {
+                let n = usize::from(size).clamp(1, 4);
+                // CAST: the low half of RAX holds an OUT's data.
+                let mut data = (ctx.vcpu().st.regs.rax as u32).to_le_bytes();
+                let Some(bytes) = data.get_mut(..n) else {
+                    return Ok(false);
+                };
+                chip.pio(os, port, out, bytes);
+                if !out {
+                    if !ctx.pio_write(0, bytes) {
+                        return Err(Errno::EFAULT);
+                    }
+                    <Self as kvmport_core::Arch<O>>::vcpu_complete(
+                        self,
+                        ctx,
+                        Completion::Io {
+                            input: true,
+                            size,
+                            count: 1,
+                        },
+                    )?;
+                }
+                Ok(true)
+            }
+            Exit::Mmio {
+                gpa: Gpa(gpa),
+                len,
+                write,
+            } => {
+                let n = usize::from(len).clamp(1, 8);
+                let mask = if n >= 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (n * 8)) - 1
+                };
+                let val = write.map(|d| u64::from_le_bytes(d) & mask);
+                let base = ctx.vcpu().st.apic_base;
+                let apic_page = base & 0x000f_ffff_ffff_f000;
+                let in_apic = base & lapic::BASE_ENABLE != 0
+                    && base & lapic::BASE_X2APIC == 0
+                    && gpa & !0xfff == apic_page;
+                let result = if in_apic {
+                    let now = os.time_monotonic_ns();
+                    let off = gpa & 0xfff;
+                    match val {
+                        Some(x) => {
+                            let w = slot.lapic.lock().mmio_write(off, x, now);
+                            chip.apic_write_effect(os, &slot, w);
+                            Some(0)
+                        }
+                        None => Some(slot.lapic.lock().mmio_read(off, n, now)),
+                    }
+                } else {
+                    chip.ioapic_mmio(os, gpa, n, val)
+                };
+                let Some(r) = result else {
+                    return Ok(false);
+                };
+                self.complete_mmio(ctx, &(r & mask).to_le_bytes());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
