@@ -975,7 +975,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             MpState::Uninitialized => a::KVM_MP_STATE_UNINITIALIZED,
             MpState::InitReceived => a::KVM_MP_STATE_INIT_RECEIVED,
             MpState::Halted => a::KVM_MP_STATE_HALTED,
-            MpState::SipiReceived(_) => a::KVM_MP_STATE_SIPI_RECEIVED,
+            // Linux takes a received start-up IPI at once (the AP is then runnable); here the
+            // registers follow at the next KVM_RUN.
+            MpState::SipiReceived(_) => a::KVM_MP_STATE_RUNNABLE,
         })
     }
 
