@@ -1359,6 +1359,7 @@ impl<H: Hw> Svm<H> {
                 v.regs.rip = v.regs.rip.wrapping_add(2);
                 None
             }
+            code::MSR if self.irq_msr(ctx, exit.info1 & 1 != 0) => None,
             code::MSR => {
                 let host = self.msr_host();
                 let vc = ctx.vcpu();

@@ -8,8 +8,9 @@
 //!
 //! The model owns no timer: the caller passes the time (`now_ns`) into every operation that
 //! depends on it and asks [`Lapic::next_deadline`] when to look again. The APIC bus runs at
-//! 1 GHz (one tick per nanosecond before the divider), as on Linux KVM. The TSC-deadline mode
-//! is not offered (CPUID does not report it); programming it leaves the timer stopped.
+//! 1 GHz (one tick per nanosecond before the divider), as on Linux KVM. In TSC-deadline mode
+//! the caller converts the guest's `IA32_TSC_DEADLINE` value to a time
+//! ([`Lapic::write_tsc_deadline`]).
 
 use kvmport_core::abi::x86::{KVM_APIC_REG_SIZE, KvmLapicState};
 
@@ -97,6 +98,8 @@ const LVTS: [usize; 6] = [
 
 /// Timer modes (LVT timer bits 17-18).
 const TIMER_PERIODIC: u32 = 1;
+/// TSC-deadline timer mode.
+const TIMER_TSC_DEADLINE: u32 = 2;
 
 /// Destination shorthand of an IPI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,6 +151,8 @@ pub struct Lapic {
     period: u64,
     /// Errors since the last ESR write.
     esr_pending: u32,
+    /// The armed `IA32_TSC_DEADLINE` value (0: disarmed).
+    tsc_deadline: u64,
     /// NMIs accepted and not yet injected.
     pub nmi_pending: u32,
     /// The activity state.
@@ -172,6 +177,7 @@ impl Lapic {
             deadline: None,
             period: 0,
             esr_pending: 0,
+            tsc_deadline: 0,
             nmi_pending: 0,
             mp_state: if id == 0 {
                 MpState::Runnable
@@ -200,6 +206,7 @@ impl Lapic {
         self.deadline = None;
         self.period = 0;
         self.esr_pending = 0;
+        self.tsc_deadline = 0;
     }
 
     /// The stored value of the register at `off` (0 outside the page).
@@ -411,12 +418,41 @@ impl Lapic {
             self.deadline = Some(now_ns.saturating_add(self.period - late));
         } else {
             self.deadline = None;
+            self.tsc_deadline = 0;
         }
         true
     }
 
+    /// Whether the timer is in TSC-deadline mode.
+    pub fn tsc_deadline_mode(&self) -> bool {
+        self.timer_mode() == TIMER_TSC_DEADLINE
+    }
+
+    /// `RDMSR IA32_TSC_DEADLINE`: the armed value, 0 when disarmed or in another mode.
+    pub fn read_tsc_deadline(&self) -> u64 {
+        if self.tsc_deadline_mode() {
+            self.tsc_deadline
+        } else {
+            0
+        }
+    }
+
+    /// `WRMSR IA32_TSC_DEADLINE` of `value`, which the caller found to be reached at
+    /// `deadline_ns`: arms (0 disarms) the timer in TSC-deadline mode, is ignored otherwise.
+    pub fn write_tsc_deadline(&mut self, value: u64, deadline_ns: u64) {
+        if !self.tsc_deadline_mode() {
+            return;
+        }
+        self.tsc_deadline = value;
+        self.period = 0;
+        self.deadline = (value != 0).then_some(deadline_ns);
+    }
+
     /// The current count at `now_ns`.
     fn current_count(&self, now_ns: u64) -> u32 {
+        if self.timer_mode() > TIMER_PERIODIC {
+            return 0;
+        }
         match self.deadline {
             Some(d) if d > now_ns => {
                 let left = (d - now_ns) / self.divider();
@@ -474,6 +510,7 @@ impl Lapic {
                 self.lvt_write(off, val, 0x0006_00ff);
                 if self.timer_mode() != old_mode {
                     self.deadline = None;
+                    self.tsc_deadline = 0;
                 }
             }
             reg::LVT_THERMAL | reg::LVT_PERF => self.lvt_write(off, val, 0x0001_07ff),
@@ -842,11 +879,34 @@ mod tests {
     }
 
     #[test]
-    fn tsc_deadline_mode_is_not_offered() {
+    fn tsc_deadline_mode() {
         let mut l = enabled(0);
-        l.write_reg(reg::LVT_TIMER, 2 << 17, 0);
+        // Ignored outside TSC-deadline mode.
+        l.write_tsc_deadline(5000, 700);
+        assert_eq!((l.next_deadline(), l.read_tsc_deadline()), (None, 0));
+        l.write_reg(reg::LVT_TIMER, (2 << 17) | 0x43, 0);
         l.write_reg(reg::TMICT, 100, 0);
+        assert_eq!(l.next_deadline(), None, "the initial count is ignored");
+        l.write_tsc_deadline(5000, 700);
+        assert_eq!(
+            (l.next_deadline(), l.read_tsc_deadline()),
+            (Some(700), 5000)
+        );
+        assert_eq!(l.read_reg(reg::TMCCT, 0), 0);
+        assert!(l.timer_poll(700));
+        assert_eq!(l.pending_vector(), Some(0x43));
+        assert_eq!(
+            (l.next_deadline(), l.read_tsc_deadline()),
+            (None, 0),
+            "one-shot"
+        );
+        // Writing 0 disarms; leaving the mode disarms.
+        l.write_tsc_deadline(9000, 900);
+        l.write_tsc_deadline(0, 0);
         assert_eq!(l.next_deadline(), None);
+        l.write_tsc_deadline(9000, 900);
+        l.write_reg(reg::LVT_TIMER, 0x43, 0);
+        assert_eq!((l.next_deadline(), l.read_tsc_deadline()), (None, 0));
     }
 
     #[test]

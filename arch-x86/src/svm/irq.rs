@@ -15,6 +15,9 @@ use crate::irqchip::vmchip::{ApicSlot, Entry, VmChip};
 use crate::state::{SregsCommon, VcpuState};
 use kvmport_core::os::{Lock, WaitQueue};
 
+/// `IA32_TSC_DEADLINE`.
+const MSR_TSC_DEADLINE: u32 = 0x6e0;
+
 /// The VM's irqchip and this vCPU's local APIC.
 type Handles<O> = (KArc<VmChip<O>>, KArc<ApicSlot<O>>);
 
@@ -135,6 +138,35 @@ impl<H: Hw> Svm<H> {
         let v = ctx.vcpu();
         v.irq_window = chip.prepare_entry(&slot, &mut v.st, now) == Entry::Window;
         Ok(None)
+    }
+
+    /// `RDMSR`/`WRMSR` of an MSR the in-kernel local APIC owns (`IA32_TSC_DEADLINE`): carried
+    /// out, RIP stepped past it. `false` for any other MSR, or without an irqchip.
+    pub(super) fn irq_msr<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, write: bool) -> bool {
+        let os = ctx.os();
+        let v = ctx.vcpu();
+        // CAST: RDMSR/WRMSR take ECX.
+        let (Some(irq), MSR_TSC_DEADLINE) = (&v.irq, v.st.regs.rcx as u32) else {
+            return false;
+        };
+        let st = &mut v.st;
+        let mut l = irq.slot.lapic.lock();
+        if write {
+            let value = (st.regs.rdx << 32) | (st.regs.rax & 0xffff_ffff);
+            let guest_now = self.hw.rdtsc().wrapping_add(st.msrs.tsc_offset);
+            let now = os.time_monotonic_ns();
+            let khz = u128::from(os.tsc_khz().max(1));
+            // TSC ticks to ns: ticks * 10^6 / kHz; a deadline in the past fires at once.
+            let ticks = u128::from(value.saturating_sub(guest_now));
+            let ns = u64::try_from(ticks * 1_000_000 / khz).unwrap_or(u64::MAX);
+            l.write_tsc_deadline(value, now.saturating_add(ns));
+        } else {
+            let d = l.read_tsc_deadline();
+            st.regs.rax = d & 0xffff_ffff;
+            st.regs.rdx = d >> 32;
+        }
+        st.regs.rip = st.regs.rip.wrapping_add(2);
+        true
     }
 
     /// An exit the backend decided on, seen by the irqchip first: PIC port accesses and

@@ -35,6 +35,7 @@ pub static CASES: &[Case] = crate::cases![
     guest "irqchip.pic_irq_delivered_real_mode" => pic_guest,
     guest "irqchip.ioapic_lapic_delivered_prot32" => ioapic_guest,
     guest "irqchip.lapic_timer_ends_hlt" => timer_guest,
+    guest "irqchip.tsc_deadline_timer_ends_hlt" => tsc_deadline_guest,
 ];
 
 /// A VM with an in-kernel irqchip (the case is skipped without `KVM_CAP_IRQCHIP`).
@@ -558,5 +559,41 @@ fn timer_guest(ctx: &Ctx) -> CaseResult {
     );
     let s: KvmLapicState = g.vcpu.fd().ioctl_read(KVM_GET_LAPIC).ctx("GET_LAPIC")?;
     check_eq!(word(&s, 0x390), 0, "one-shot timer expired");
+    Ok(())
+}
+
+fn tsc_deadline_guest(ctx: &Ctx) -> CaseResult {
+    let mut code = Code::new();
+    code = mov_mem32(code, 0xfee0_00f0, 0x1ff); // APIC software enable
+    code = mov_mem32(code, 0xfee0_0320, (2 << 17) | 0x44); // LVT timer: TSC deadline, 0x44
+    let code = code
+        .op_b(&[0xE6], 0x10) // out 0x10, al (ready)
+        .op(&[0xFB]) // sti
+        .op(&[0x0F, 0x31]) // rdtsc
+        .op_d(&[0x05], 1_000_000) // add eax, 1000000
+        .op_b(&[0x83, 0xD2], 0) // adc edx, 0
+        .op_d(&[0xB9], 0x6e0) // mov ecx, IA32_TSC_DEADLINE
+        .op(&[0x0F, 0x30]) // wrmsr
+        .op(&[0xF4]); // hlt
+    let g = guest32(ctx, &code, 0x44)?;
+    // The MSR exists for a guest whose CPUID reports the TSC-deadline timer (leaf 1 ECX 24).
+    let mut b = g.kvm.supported_cpuid(256).ctx("GET_SUPPORTED_CPUID")?;
+    for i in 0..b.entries().len() {
+        let mut e = b.entry(i);
+        if e.function == 1 {
+            e.ecx |= 1 << 24;
+            b.set_entry(i, &e);
+        }
+    }
+    g.vcpu.set_cpuid2(&mut b).ctx("SET_CPUID2")?;
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
+    let io = g.run_io(KVM_EXIT_IO_OUT, 1, 0x11, 1)?;
+    check_eq!(
+        g.run.pio_data(&io),
+        vec![0x44],
+        "timer vector the handler reports"
+    );
+    let s: KvmLapicState = g.vcpu.fd().ioctl_read(KVM_GET_LAPIC).ctx("GET_LAPIC")?;
+    check_eq!(word(&s, 0x320), 0x4_0044, "LVT timer as the guest wrote it");
     Ok(())
 }
