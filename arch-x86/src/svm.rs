@@ -1327,9 +1327,11 @@ impl<H: Hw> Svm<H> {
                 let vc = ctx.vcpu();
                 vc.st.regs.rip = vc.st.regs.rip.wrapping_add(1);
                 match &vc.irq {
-                    // With an in-kernel APIC the vCPU halts in the kernel (`irq_entry`).
+                    // With an in-kernel APIC the vCPU halts in the kernel (`irq_entry`); the
+                    // HLT has completed, so an STI shadow over it has ended.
                     Some(irq) => {
                         irq.slot.lapic.lock().mp_state = MpState::Halted;
+                        vc.st.events.int_shadow = false;
                         None
                     }
                     None => Some(Exit::Hlt),

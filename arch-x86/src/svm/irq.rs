@@ -40,25 +40,26 @@ pub(super) fn vm_chip<O: Os>(vm: &SvmVm<O>) -> Option<KArc<VmChip<O>>> {
     vm.irq.lock().chip.as_ref().and_then(|c| c.try_clone().ok())
 }
 
-/// The registers a start-up IPI with `vector` leaves: the reset state, in real mode at
-/// `vector << 12` (CS selector `vector << 8`, IP 0); the APIC base is kept.
-fn sipi_state(
+/// The registers INIT leaves (the reset state, `vector` `None`: the BSP restarts at the reset
+/// vector), or a start-up IPI with `vector`: the reset state in real mode at `vector << 12`
+/// (CS selector `vector << 8`, IP 0). The APIC base is kept.
+fn init_state(
     st: &mut VcpuState,
     id: u32,
-    vector: u8,
+    vector: Option<u8>,
     host_cr4_reserved: u64,
     tsc: u64,
 ) -> KResult<()> {
     let fresh = VcpuState::reset(id, tsc)?;
     let mut c = SregsCommon::from_sregs(&fresh.sregs());
     c.apic_base = st.apic_base;
-    if let Some(cs) = c.segs.first_mut() {
+    st.regs = fresh.regs;
+    if let (Some(cs), Some(vector)) = (c.segs.first_mut(), vector) {
         cs.selector = u16::from(vector) << 8;
         cs.base = u64::from(vector) << 12;
+        st.regs.rip = 0;
     }
     st.set_sregs_common(&c, host_cr4_reserved)?;
-    st.regs = fresh.regs;
-    st.regs.rip = 0;
     st.events = Default::default();
     Ok(())
 }
@@ -86,22 +87,36 @@ impl<H: Hw> Svm<H> {
         }
         loop {
             let now = os.time_monotonic_ns();
-            let state = {
+            let (state, init) = {
                 let mut l = slot.lapic.lock();
-                if l.init_pending {
-                    l.init_pending = false;
+                let init = core::mem::take(&mut l.init_pending);
+                if init {
                     l.init_reset();
                 }
-                l.mp_state
+                (l.mp_state, init)
             };
+            // INIT resets the processor; the BSP then runs from the reset vector, an AP waits
+            // for a start-up IPI.
+            if init && ctx.vcpu().st.apic_base & (1 << 8) != 0 {
+                let tsc = self.hw.rdtsc();
+                init_state(
+                    &mut ctx.vcpu().st,
+                    slot.vcpu_id,
+                    None,
+                    self.host_cr4_reserved,
+                    tsc,
+                )?;
+                slot.lapic.lock().mp_state = MpState::Runnable;
+                continue;
+            }
             let halted = match state {
                 MpState::Runnable => break,
                 MpState::SipiReceived(vector) => {
                     let tsc = self.hw.rdtsc();
-                    sipi_state(
+                    init_state(
                         &mut ctx.vcpu().st,
                         slot.vcpu_id,
-                        vector,
+                        Some(vector),
                         self.host_cr4_reserved,
                         tsc,
                     )?;
@@ -130,7 +145,7 @@ impl<H: Hw> Svm<H> {
                 Some(d) if halted => slot.wq.wait_until_timeout(&cond, d.saturating_sub(now)),
                 _ => slot.wq.wait_until(&cond).map(|()| true),
             };
-            if r.is_err() || os.thread_signal_pending() {
+            if r.is_err() || os.thread_signal_pending() || os.thread_resched_needed() {
                 return Ok(Some(Exit::Interrupted));
             }
         }
