@@ -444,6 +444,12 @@ fn supported_cpuid_contents() {
     assert_eq!((l0.eax, l0.ebx), (0xd, 0x6874_7541));
     let l1 = find(&e, 1, 0);
     assert_ne!(l1.ecx & (1 << 31), 0, "hypervisor bit");
+    assert_ne!(
+        l1.ecx & (1 << 24),
+        0,
+        "TSC-deadline timer (in-kernel LAPIC)"
+    );
+    assert_eq!(l1.ecx & (1 << 21), 0, "no x2APIC (not emulated)");
     assert_eq!(l1.ecx & (1 << 5), 0, "no VMX");
     assert_eq!(l1.ecx & (1 << 27), 0, "no OSXSAVE");
     assert_eq!(l1.ebx, 0x0800, "no APIC id or CPU count");
