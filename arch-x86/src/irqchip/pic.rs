@@ -262,6 +262,11 @@ impl PicPair {
         matches!(port, 0x20 | 0x21 | 0xa0 | 0xa1 | 0x4d0 | 0x4d1)
     }
 
+    /// Re-evaluates the cascade after the chips' state was replaced (`KVM_SET_IRQCHIP`).
+    pub fn refresh(&mut self) {
+        self.cascade();
+    }
+
     /// Re-evaluates the cascade: the master's IR2 follows the slave's INT output.
     fn cascade(&mut self) {
         let int = self.slave.int_output(false);

@@ -186,6 +186,7 @@ impl<O: Os> VmChip<O> {
             KVM_IRQCHIP_IOAPIC => chips.ioapic.set_state(&chip.ioapic()),
             _ => return Err(Errno::EINVAL),
         }
+        chips.pic.refresh();
         self.pic_changed(os, &chips, &slots);
         Ok(())
     }

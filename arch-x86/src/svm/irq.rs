@@ -282,3 +282,31 @@ impl<H: Hw> Svm<H> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sipi_and_init_states() {
+        let mut st = VcpuState::reset(1, 0).unwrap();
+        st.regs.rax = 0x1234;
+        st.regs.rip = 0x5555;
+        let base = st.apic_base;
+        init_state(&mut st, 1, Some(0x9a), 0, 0).unwrap();
+        let s = st.sregs();
+        assert_eq!((s.cs.selector, s.cs.base), (0x9a00, 0x9a000));
+        assert_eq!((st.regs.rip, st.regs.rax), (0, 0));
+        assert_eq!(s.apic_base, base);
+        assert_eq!(s.cr0 & 1, 0, "real mode");
+        // INIT of the BSP: the reset vector.
+        let mut bsp = VcpuState::reset(0, 0).unwrap();
+        bsp.regs.rip = 0x1000;
+        init_state(&mut bsp, 0, None, 0, 0).unwrap();
+        let s = bsp.sregs();
+        assert_eq!(
+            (s.cs.selector, s.cs.base, bsp.regs.rip),
+            (0xf000, 0xffff_0000, 0xfff0)
+        );
+    }
+}
