@@ -1971,3 +1971,36 @@ fn irqchip_ipi_from_icr_write_reaches_the_other_apic() {
     let l0 = get::<KvmLapicState>(&mut h, v, KVM_GET_LAPIC);
     assert_eq!(&l0.regs[0x310..0x314], &[0, 0, 0, 1], "ICR2 as written");
 }
+
+#[test]
+fn irqchip_init_sipi_starts_an_ap() {
+    let (mut h, vm, v) = irq_host(0x2);
+    let v1 = h.ioctl(vm, KVM_CREATE_VCPU, 1).unwrap() as i32;
+    assert_eq!(get::<KvmMpState>(&mut h, v1, KVM_GET_MP_STATE).mp_state, 1);
+    // ICR2 = APIC 1; ICR = INIT (assert); ICR = start-up, vector 0x9a; out 0x10, al
+    let mut code = vec![0xc7, 0x05, 0x10, 0x03, 0xe0, 0xfe, 0, 0, 0, 1];
+    code.extend_from_slice(&[0xc7, 0x05, 0x00, 0x03, 0xe0, 0xfe, 0x00, 0x45, 0, 0]);
+    code.extend_from_slice(&[0xc7, 0x05, 0x00, 0x03, 0xe0, 0xfe, 0x9a, 0x46, 0, 0]);
+    code.extend_from_slice(&[0xe6, 0x10]);
+    prot32_guest(&mut h, vm, v, &code);
+    let _log = script(vec![
+        npf_exit(0xfee0_0310, true),
+        npf_exit(0xfee0_0300, true),
+        npf_exit(0xfee0_0300, true),
+        io_exit(0x10, false),
+    ]);
+    assert_eq!(h.ioctl(v, KVM_RUN, 0), Ok(0));
+    // The AP's first run starts it in real mode at 0x9a000.
+    let log = script(vec![io_exit(0x10, false)]);
+    assert_eq!(h.ioctl(v1, KVM_RUN, 0), Ok(0));
+    let e = log.lock().unwrap().clone();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].rip, 0);
+    let s = get::<KvmSregs>(&mut h, v1, KVM_GET_SREGS);
+    assert_eq!((s.cs.selector, s.cs.base), (0x9a00, 0x9a000));
+    assert_eq!(s.cr0 & 1, 0, "real mode");
+    assert_eq!(get::<KvmMpState>(&mut h, v1, KVM_GET_MP_STATE).mp_state, 0);
+    // The AP's APIC was reset by INIT: software-disabled.
+    let l = get::<KvmLapicState>(&mut h, v1, KVM_GET_LAPIC);
+    assert_eq!(l.regs[0xf0..0xf4], 0xffu32.to_le_bytes());
+}
