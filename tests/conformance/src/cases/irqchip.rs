@@ -5,7 +5,7 @@
 //! an interrupt raised with `KVM_IRQ_LINE` (or by the APIC timer while halted).
 
 use crate::check_eq;
-use crate::guest::{Code, Guest, IDT, Mode, SEL_CODE32};
+use crate::guest::{CODE_N, Code, Guest, IDT, Mode, SEL_CODE32, run_guarded};
 use crate::harness::{Case, CaseResult, Ctx, OrFail, need, want_err, want_ret};
 use kvmport_client::{Errno, Vm};
 use kvmport_core::abi::cap::Cap;
@@ -17,7 +17,7 @@ use kvmport_core::abi::x86::{
     KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KvmIoapicState,
     KvmLapicState, KvmPicState,
 };
-use kvmport_core::abi::{KVM_EXIT_IO_OUT, KvmIrqLevel, KvmIrqchip, KvmIrqchipChip};
+use kvmport_core::abi::{KVM_EXIT_IO, KVM_EXIT_IO_OUT, KvmIrqLevel, KvmIrqchip, KvmIrqchipChip};
 
 /// The cases of this module.
 pub static CASES: &[Case] = crate::cases![
@@ -36,6 +36,7 @@ pub static CASES: &[Case] = crate::cases![
     guest "irqchip.ioapic_lapic_delivered_prot32" => ioapic_guest,
     guest "irqchip.lapic_timer_ends_hlt" => timer_guest,
     guest "irqchip.tsc_deadline_timer_ends_hlt" => tsc_deadline_guest,
+    guest "irqchip.init_sipi_starts_ap" => init_sipi_guest,
 ];
 
 /// A VM with an in-kernel irqchip (the case is skipped without `KVM_CAP_IRQCHIP`).
@@ -595,5 +596,49 @@ fn tsc_deadline_guest(ctx: &Ctx) -> CaseResult {
     );
     let s: KvmLapicState = g.vcpu.fd().ioctl_read(KVM_GET_LAPIC).ctx("GET_LAPIC")?;
     check_eq!(word(&s, 0x320), 0x4_0044, "LVT timer as the guest wrote it");
+    Ok(())
+}
+
+fn init_sipi_guest(ctx: &Ctx) -> CaseResult {
+    // The start-up vector names the AP's first page: CODE_N (0x30000) is vector 0x30.
+    let vector = (CODE_N >> 12) as u32;
+    let mut code = Code::new();
+    // Software-enabled first, as an OS does: this host's KVM sent nothing from a disabled APIC.
+    code = mov_mem32(code, 0xfee0_00f0, 0x1ff); // APIC software enable
+    code = mov_mem32(code, 0xfee0_0310, 1 << 24); // ICR2: APIC 1
+    code = mov_mem32(code, 0xfee0_0300, 0x4500); // ICR: INIT, assert
+    code = mov_mem32(code, 0xfee0_0300, 0x4600 | vector); // ICR: start-up
+    let code = code
+        .op_b(&[0xE6], 0x10) // out 0x10, al (sent)
+        .op(&[0xF4]); // hlt
+    let g = guest32(ctx, &code, 0x40)?;
+    let ap_code = Code::new()
+        .op_b(&[0xB0], 0x5a) // mov al, 0x5a
+        .op_b(&[0xE6], 0x12) // out 0x12, al
+        .op(&[0xF4]); // hlt
+    g.mem.write(CODE_N, &ap_code.0);
+    let ap = g.vm.create_vcpu(1).ctx("CREATE_VCPU 1")?;
+    let size = g.kvm.vcpu_mmap_size().ctx("GET_VCPU_MMAP_SIZE")?;
+    let ap_run = ap.map_run(size).ctx("mmap vCPU 1")?;
+    check_eq!(ap.get_mp_state().ctx("GET_MP_STATE")?, 1, "AP before INIT");
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)
+        .map_err(|e| format!("BSP: {e}"))?;
+    let st = ap.get_mp_state().ctx("GET_MP_STATE")?;
+    run_guarded(&ap, &ap_run)
+        .map_err(|e| format!("AP (mp_state {st}): {e}"))?
+        .ctx("AP KVM_RUN")?;
+    check_eq!(ap_run.exit_reason(), KVM_EXIT_IO, "AP exit");
+    let io = ap_run.io();
+    check_eq!(
+        (io.port, ap_run.pio_data(&io)),
+        (0x12, vec![0x5a]),
+        "the AP ran its code"
+    );
+    let s = ap.get_sregs().ctx("GET_SREGS")?;
+    check_eq!(
+        (s.cs.selector, s.cs.base),
+        ((CODE_N >> 4) as u16, CODE_N),
+        "AP CS from the start-up vector"
+    );
     Ok(())
 }
