@@ -679,8 +679,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         }
     }
 
-    /// The x86 capabilities: 1 (or a size) for what this backend implements, 0 for what it
-    /// does not yet (in-kernel irqchip, HLT exits, SMM, sync regs, guest debugging).
+    /// The x86 capabilities: 1 (or a size) for what this backend implements (the in-kernel
+    /// irqchip included), 0 for what it does not yet (split irqchip, HLT exits, SMM, sync regs,
+    /// guest debugging).
     fn check_extension(&self, cap: u64, _vm: Option<&SvmVm<O>>) -> Option<i64> {
         let xsave = i64::from(self.host_xsave);
         Some(match Cap::from_raw(cap)? {
@@ -752,9 +753,10 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     }
 
     /// `KVM_SET_TSS_ADDR` (accepted and ignored: SVM runs real mode natively, no TSS is
-    /// needed), `KVM_SET_IDENTITY_MAP_ADDR` (likewise ignored; refused once vCPUs exist), and
-    /// the in-kernel irqchip commands, which fail with `ENXIO` (there is none), and the VM
-    /// clock (`KVM_GET_CLOCK`/`KVM_SET_CLOCK`: the host's monotonic clock plus an offset).
+    /// needed), `KVM_SET_IDENTITY_MAP_ADDR` (likewise ignored; refused once vCPUs exist), the
+    /// in-kernel irqchip commands (`KVM_CREATE_IRQCHIP`, `KVM_IRQ_LINE(_STATUS)`,
+    /// `KVM_GET/SET_IRQCHIP`; `ENXIO` before `KVM_CREATE_IRQCHIP`), and the VM clock
+    /// (`KVM_GET_CLOCK`/`KVM_SET_CLOCK`: the host's monotonic clock plus an offset).
     fn vm_ioctl(
         &self,
         os: &O,

@@ -18,6 +18,16 @@ use kvmport_core::os::{Lock, WaitQueue};
 /// `IA32_TSC_DEADLINE`.
 const MSR_TSC_DEADLINE: u32 = 0x6e0;
 
+/// `ticks` of a TSC running at `khz` kHz, in nanoseconds (saturating), with 64-bit arithmetic
+/// only: whole milliseconds-worth of kHz first, then the remainder (below `khz`, so the
+/// product stays far below 2^64 for any real frequency).
+fn tsc_ticks_to_ns(ticks: u64, khz: u64) -> u64 {
+    let khz = khz.max(1);
+    let whole = (ticks / khz).saturating_mul(1_000_000);
+    let rest = (ticks % khz).saturating_mul(1_000_000) / khz;
+    whole.saturating_add(rest)
+}
+
 /// The VM's irqchip and this vCPU's local APIC.
 type Handles<O> = (KArc<VmChip<O>>, KArc<ApicSlot<O>>);
 
@@ -170,10 +180,11 @@ impl<H: Hw> Svm<H> {
             let value = (st.regs.rdx << 32) | (st.regs.rax & 0xffff_ffff);
             let guest_now = self.hw.rdtsc().wrapping_add(st.msrs.tsc_offset);
             let now = os.time_monotonic_ns();
-            let khz = u128::from(os.tsc_khz().max(1));
-            // TSC ticks to ns: ticks * 10^6 / kHz; a deadline in the past fires at once.
-            let ticks = u128::from(value.saturating_sub(guest_now));
-            let ns = u64::try_from(ticks * 1_000_000 / khz).unwrap_or(u64::MAX);
+            let khz = os.tsc_khz().max(1);
+            // TSC ticks to ns: ticks * 10^6 / kHz, without 128-bit arithmetic (kernels have no
+            // helpers for it); a deadline in the past fires at once.
+            let ticks = value.saturating_sub(guest_now);
+            let ns = tsc_ticks_to_ns(ticks, khz);
             l.write_tsc_deadline(value, now.saturating_add(ns));
         } else {
             let d = l.read_tsc_deadline();
@@ -286,6 +297,16 @@ impl<H: Hw> Svm<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tsc_conversion() {
+        assert_eq!(tsc_ticks_to_ns(3_000_000, 3_000_000), 1_000_000);
+        assert_eq!(tsc_ticks_to_ns(1, 3_000_000), 0);
+        assert_eq!(tsc_ticks_to_ns(4_500, 3_000), 1_500_000);
+        assert_eq!(tsc_ticks_to_ns(u64::MAX, 1), u64::MAX);
+        assert_eq!(tsc_ticks_to_ns(u64::MAX, 0), u64::MAX);
+        assert_eq!(tsc_ticks_to_ns(2_999_999, 3_000_000), 999_999);
+    }
 
     #[test]
     fn sipi_and_init_states() {
