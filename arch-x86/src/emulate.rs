@@ -279,7 +279,7 @@ fn write_addr_reg(regs: &mut KvmRegs, n: u8, asz: u8, mode: Mode, val: u64) {
 }
 
 /// Steps RIP past the instruction (wrapping at the mode's IP width) and clears RF.
-fn advance_rip(regs: &mut KvmRegs, insn: &Insn) {
+pub(crate) fn advance_rip(regs: &mut KvmRegs, insn: &Insn) {
     let ipm = size_mask(insn.mode.ip_bytes());
     regs.rip = regs.rip.wrapping_add(u64::from(insn.len)) & ipm;
     regs.rflags &= !flags::RF;
@@ -539,7 +539,7 @@ fn effective_address(insn: &Insn, regs: &KvmRegs) -> Option<u64> {
 }
 
 /// The linear address of the explicit memory operand.
-fn operand_linear(insn: &Insn, cpu: &CpuCtx, regs: &KvmRegs) -> Option<u64> {
+pub(crate) fn operand_linear(insn: &Insn, cpu: &CpuCtx, regs: &KvmRegs) -> Option<u64> {
     let ea = effective_address(insn, regs)?;
     let default = if insn.mem.is_some_and(|m| m.ss_default) {
         Seg::Ss

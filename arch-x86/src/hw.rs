@@ -96,9 +96,11 @@ pub trait Hw: Send + Sync + Sized + 'static {
     /// # Safety
     /// Called between [`Hw::clgi`] and [`Hw::stgi`] on a CPU where SVM is enabled and whose
     /// `VM_HSAVE_PA` is set; `vmcb_pa` is a VMCB page with a valid guest, `host_pa` a page this
-    /// CPU owns, and `regs` points to a `KvmRegs` valid for reads and writes.
-    unsafe fn world_switch(&self, vmcb_pa: u64, host_pa: u64, regs: *mut KvmRegs) {
-        let _ = (vmcb_pa, host_pa, regs);
+    /// CPU owns, and `regs` points to a `KvmRegs` valid for reads and writes. `vmcb` is the
+    /// VMCB's memory as the caller sees it (the processor reads and writes it during the
+    /// call), or null when the VMCB is a page the caller only copies to and from.
+    unsafe fn world_switch(&self, vmcb_pa: u64, host_pa: u64, regs: *mut KvmRegs, vmcb: *mut u8) {
+        let _ = (vmcb_pa, host_pa, regs, vmcb);
     }
 
     /// `XGETBV` of `XCR0` (0 for fakes and processors without `XSAVE`).
@@ -250,7 +252,7 @@ impl Hw for RealHw {
         unsafe { core::arch::asm!("stgi", options(nomem, nostack)) }
     }
 
-    unsafe fn world_switch(&self, vmcb_pa: u64, host_pa: u64, regs: *mut KvmRegs) {
+    unsafe fn world_switch(&self, vmcb_pa: u64, host_pa: u64, regs: *mut KvmRegs, vmcb: *mut u8) {
         // SAFETY: the caller guarantees GIF is clear, SVM and VM_HSAVE_PA are set up, both
         // pages are valid for VMSAVE/VMLOAD/VMRUN and `regs` is valid (offsets checked by the
         // assertions above). RBX and RBP, which cannot be declared clobbered, are saved on the
@@ -316,7 +318,9 @@ impl Hw for RealHw {
                 inout("rsi") host_pa => _,
                 inout("rdx") vmcb_pa => _,
                 out("rax") _,
-                out("rcx") _,
+                // The VMCB's memory, which VMRUN and #VMEXIT read and write: handed to the
+                // block so the compiler knows it may change (the register is overwritten).
+                inout("rcx") vmcb => _,
                 out("r8") _,
                 out("r9") _,
                 out("r10") _,

@@ -37,6 +37,7 @@ extern crate std;
 
 pub mod cpuid;
 pub mod cpuid_table;
+pub mod crwrite;
 pub mod decode;
 pub mod emulate;
 pub mod hw;

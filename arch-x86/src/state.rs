@@ -302,6 +302,8 @@ pub struct VcpuState {
     pub msrs: crate::msr::MsrState,
     /// Set on the first successful `VMRUN`; CPUID is frozen from then on.
     pub ran: bool,
+    /// `KVM_SET_GUEST_DEBUG` controls in force (0 when debugging is off).
+    pub guest_debug: u32,
 }
 
 /// Index of each segment in [`VcpuState::segs`].
@@ -407,6 +409,7 @@ impl VcpuState {
             cr4_guest_reserved: 0,
             msrs: crate::msr::MsrState::reset(tsc_now),
             ran: false,
+            guest_debug: 0,
         })
     }
 

@@ -15,9 +15,9 @@ use kvmport_core::abi::ioctl::{
     KVM_GET_MSR_FEATURE_INDEX_LIST, KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_SREGS2,
     KVM_GET_SUPPORTED_CPUID, KVM_GET_VCPU_EVENTS, KVM_GET_XCRS, KVM_GET_XSAVE, KVM_GET_XSAVE2,
     KVM_INTERRUPT, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_NMI, KVM_SET_CLOCK, KVM_SET_CPUID,
-    KVM_SET_CPUID2, KVM_SET_DEBUGREGS, KVM_SET_IDENTITY_MAP_ADDR, KVM_SET_IRQCHIP, KVM_SET_MSRS,
-    KVM_SET_SREGS2, KVM_SET_TSS_ADDR, KVM_SET_VCPU_EVENTS, KVM_SET_XCRS, KVM_SET_XSAVE,
-    KVM_TRANSLATE,
+    KVM_SET_CPUID2, KVM_SET_DEBUGREGS, KVM_SET_GUEST_DEBUG, KVM_SET_IDENTITY_MAP_ADDR,
+    KVM_SET_IRQCHIP, KVM_SET_MSRS, KVM_SET_SREGS2, KVM_SET_TSS_ADDR, KVM_SET_VCPU_EVENTS,
+    KVM_SET_XCRS, KVM_SET_XSAVE, KVM_TRANSLATE,
 };
 use kvmport_core::abi::x86::{
     KVM_MAX_CPUID_ENTRIES, KVM_MAX_XCRS, KVM_NR_INTERRUPTS, KVM_SREGS2_FLAGS_PDPTRS_VALID,
@@ -29,7 +29,7 @@ use kvmport_core::abi::{
     KVM_CLOCK_HOST_TSC, KVM_CLOCK_REALTIME, KVM_CLOCK_TSC_STABLE, KvmClockData, KvmEnableCap,
     KvmInterrupt, KvmIrqLevel, KvmIrqchip, KvmTranslation,
 };
-use kvmport_core::arch::{ArchLimits, Completion, Exit, GuestPage, RunCtx, RunFlags};
+use kvmport_core::arch::{ArchLimits, Completion, Exit, GuestPage, RunCtx, RunFlags, SyncArea};
 use kvmport_core::fam::{self, TooSmall};
 use kvmport_core::kalloc::{vec_from_fn, vec_push};
 use kvmport_core::memslot::{Gfn, SlotChange, SlotLimits};
@@ -40,6 +40,7 @@ use zerocopy::FromZeros;
 
 use crate::cpuid::{Features, Leaf};
 use crate::cpuid_table::{self, cr4};
+use crate::crwrite;
 use crate::decode::{self, Seg};
 use crate::emulate::{self, CpuCtx, EmuError, MmioPlan};
 use crate::hw::{
@@ -53,9 +54,20 @@ use crate::state::{SregsCommon, VcpuState, cr0, frozen_cpuid_matches, xsave};
 use crate::vmrun::{self, IoExit, Npt, VmcbImage, code, ctl, misc1, misc2};
 use crate::walk::{self, GuestMem};
 use kvmport_core::KArc;
-use kvmport_core::abi::KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON;
 use kvmport_core::abi::x86::KvmLapicState;
 use kvmport_core::abi::x86::KvmRegs as Regs;
+use kvmport_core::abi::x86::{
+    KVM_GUESTDBG_BLOCKIRQ, KVM_GUESTDBG_INJECT_BP, KVM_GUESTDBG_INJECT_DB, KVM_GUESTDBG_USE_HW_BP,
+    KVM_GUESTDBG_USE_SW_BP, KVM_SYNC_X86_EVENTS, KVM_SYNC_X86_REGS, KVM_SYNC_X86_SREGS,
+    KvmDebugExitArch,
+};
+use kvmport_core::abi::{
+    KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KvmGuestDebug, KvmRunExitDebug,
+};
+use kvmport_core::abi::{
+    KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON, KVM_MSR_EXIT_REASON_FILTER,
+    KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN,
+};
 use kvmport_core::os::Lock;
 
 mod irq;
@@ -81,6 +93,8 @@ struct PerCpu {
     svme_was_set: AtomicBool,
     /// `VM_HSAVE_PA` before enablement.
     prev_hsave: AtomicU64,
+    /// The host manages SVM on this CPU (`Os::virt_host_managed`): disabling changes nothing.
+    host_managed: AtomicBool,
     /// Physical address of this CPU's `VMSAVE`/`VMLOAD` area for the host's FS, GS, TR,
     /// LDTR and system-call MSRs during a world switch.
     host_pa: u64,
@@ -145,6 +159,12 @@ pub struct SvmVm<O: Os> {
     /// The nested page table. A vCPU holds this lock across its world switch, so a tear-down
     /// waits until no vCPU of the VM is in the guest.
     npt: O::Mutex<Npt<O>>,
+    /// `KVM_MSR_EXIT_REASON_*` bits for which a refused `RDMSR`/`WRMSR` goes to user space
+    /// (`KVM_CAP_X86_USER_SPACE_MSR`).
+    msr_exits: AtomicU32,
+    /// `KVM_X86_DISABLE_EXITS_*` bits enabled (`KVM_CAP_X86_DISABLE_EXITS`); vCPUs created
+    /// afterwards take them, as on KVM.
+    disabled_exits: AtomicU32,
     /// The in-kernel irqchip, once created, and how many vCPUs were created (it must come
     /// first).
     irq: O::Mutex<IrqVm<O>>,
@@ -172,8 +192,11 @@ impl<O: Os> Drop for VcpuIrq<O> {
 pub struct SvmVcpu<O: Os> {
     /// The vCPU's architectural state.
     pub st: VcpuState,
-    vmcb: O::Page,
-    img: VmcbImage,
+    /// The VMCB page the image is copied to, when the image cannot be the VMCB itself.
+    vmcb: Option<O::Page>,
+    /// The physical address handed to `VMRUN`.
+    vmcb_pa: u64,
+    img: Box<VmcbImage>,
     /// The last exit was the guest's `IRET` out of an NMI handler: it has not run yet, so no
     /// NMI goes in on the next entry.
     iret_pending: bool,
@@ -191,6 +214,50 @@ pub struct SvmVcpu<O: Os> {
     irq: Option<VcpuIrq<O>>,
     /// The irqchip has an interrupt the guest cannot take yet: run with a VINTR window.
     irq_window: bool,
+    /// An `RDMSR` (true) or `WRMSR` (false) that went to user space; RIP is still on it.
+    pending_msr: Option<bool>,
+    /// `HLT` runs in the guest (`KVM_X86_DISABLE_EXITS_HLT` was on when the vCPU was made).
+    hlt_in_guest: bool,
+}
+
+/// The `KVM_GUESTDBG_*` controls offered (`KVM_CAP_SET_GUEST_DEBUG2`): single-step and
+/// software breakpoints, and injecting #DB/#BP. Not offered: hardware breakpoints (DR0-DR3
+/// are not switched yet) and BLOCKIRQ.
+const GUESTDBG_OFFERED: u32 = KVM_GUESTDBG_ENABLE
+    | KVM_GUESTDBG_SINGLESTEP
+    | KVM_GUESTDBG_USE_SW_BP
+    | KVM_GUESTDBG_INJECT_DB
+    | KVM_GUESTDBG_INJECT_BP;
+
+/// `KVM_SET_GUEST_DEBUG`: bits KVM does not define are ignored, as Linux 6.12 does (measured
+/// on kvm_amd); hardware breakpoints and BLOCKIRQ, which kvmport does not offer, are `EINVAL`
+/// (a documented difference); an injection while an exception is already queued is `EBUSY`;
+/// without ENABLE debugging goes off.
+fn set_guest_debug(v: &mut VcpuState, d: &KvmGuestDebug) -> KResult<()> {
+    if d.control & (KVM_GUESTDBG_USE_HW_BP | KVM_GUESTDBG_BLOCKIRQ) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if d.control & (KVM_GUESTDBG_INJECT_DB | KVM_GUESTDBG_INJECT_BP) != 0 {
+        if v.events.exception.injected || v.events.exception.pending {
+            return Err(Errno::EBUSY);
+        }
+        let nr = if d.control & KVM_GUESTDBG_INJECT_DB != 0 {
+            1
+        } else {
+            3
+        };
+        v.events.exception = crate::state::Exception {
+            injected: true,
+            nr,
+            ..Default::default()
+        };
+    }
+    v.guest_debug = if d.control & KVM_GUESTDBG_ENABLE != 0 {
+        d.control & (KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_SW_BP)
+    } else {
+        0
+    };
+    Ok(())
 }
 
 /// Queues #GP(0) for the guest (a refused `RDMSR`/`WRMSR`/`XSETBV`).
@@ -450,6 +517,9 @@ impl<H: Hw> Svm<H> {
             KVM_SET_SREGS2 => {
                 done(user::read(os, addr).and_then(|s: KvmSregs2| self.set_sregs2(v, &s)))
             }
+            KVM_SET_GUEST_DEBUG => {
+                done(user::read(os, addr).and_then(|d: KvmGuestDebug| set_guest_debug(v, &d)))
+            }
             KVM_GET_MSRS => self.vcpu_msrs(os, v, addr, false),
             KVM_SET_MSRS => self.vcpu_msrs(os, v, addr, true),
             KVM_SET_CPUID2 => {
@@ -569,6 +639,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             enabled: AtomicBool::new(false),
             svme_was_set: AtomicBool::new(false),
             prev_hsave: AtomicU64::new(0),
+            host_managed: AtomicBool::new(false),
         })?;
         let supported = cpuid_table::supported(&hw)?;
         let tsc_aux = cpuid_table::has(&supported, cpuid_table::F_RDTSCP)
@@ -609,9 +680,23 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
 
     /// Sets `EFER.SVME` and points `VM_HSAVE_PA` at this CPU's host-save page, remembering
     /// both previous values for [`Arch::cpu_disable`].
-    fn cpu_enable(&self, _os: &O, cpu: u32) -> KResult<()> {
+    /// When the host manages SVM ([`Os::virt_host_managed`], illumos HMA), only checks
+    /// that `EFER.SVME` and `VM_HSAVE_PA` are set and changes nothing.
+    fn cpu_enable(&self, os: &O, cpu: u32) -> KResult<()> {
         let pc = self.cpus.get(cpu as usize).ok_or(Errno::EINVAL)?;
         if pc.enabled.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if os.virt_host_managed() {
+            // SAFETY: EFER and VM_HSAVE_PA exist on every processor with SVM (probe checked
+            // CPUID); reads change nothing.
+            let (efer, hsave) =
+                unsafe { (self.hw.rdmsr(MSR_EFER), self.hw.rdmsr(MSR_VM_HSAVE_PA)) };
+            if efer & EFER_SVME == 0 || hsave == 0 {
+                return Err(Errno::ENODEV);
+            }
+            pc.host_managed.store(true, Ordering::Relaxed);
+            pc.enabled.store(true, Ordering::Relaxed);
             return Ok(());
         }
         // SAFETY: VM_CR exists on processors with SVM (probe checked CPUID); a read changes
@@ -647,6 +732,10 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         if !pc.enabled.swap(false, Ordering::Relaxed) {
             return;
         }
+        if pc.host_managed.swap(false, Ordering::Relaxed) {
+            // The host's setup, left as it is.
+            return;
+        }
         // SAFETY: this runs on `cpu` with preemption disabled; no guest runs here any more,
         // so the host-save area is unused; the previous VM_HSAVE_PA value was read from this
         // MSR, and clearing SVME only removes the SVM instructions this backend set up.
@@ -675,7 +764,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             },
             vcpu_mmap_pages: 3,
             pio_page: Some(1),
-            sync_regs: 0,
+            sync_regs: SYNC_FIELDS,
         }
     }
 
@@ -688,8 +777,6 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             Cap::Irqchip | Cap::IrqInjectStatus => 1,
             Cap::Hlt
             | Cap::X86Smm
-            | Cap::SyncRegs
-            | Cap::SetGuestDebug
             | Cap::SplitIrqchip
             | Cap::ExceptionPayload
             | Cap::X86TripleFaultEvent => 0,
@@ -702,7 +789,12 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             | Cap::Debugregs
             | Cap::UserNmi
             | Cap::GetMsrFeatures
-            | Cap::Sregs2 => 1,
+            | Cap::Sregs2
+            | Cap::X86UserSpaceMsr
+            | Cap::SetGuestDebug => 1,
+            Cap::SetGuestDebug2 => i64::from(GUESTDBG_OFFERED),
+            Cap::SyncRegs => SYNC_FIELDS as i64,
+            Cap::X86DisableExits => i64::from(DISABLE_EXITS_VALID),
             Cap::Xsave | Cap::Xcrs => xsave,
             Cap::Xsave2 => XSAVE2_SIZE as i64,
             Cap::VmTypes => 1 << KVM_X86_DEFAULT_VM,
@@ -749,6 +841,8 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
                 chip: None,
                 vcpus: 0,
             })?,
+            msr_exits: AtomicU32::new(0),
+            disabled_exits: AtomicU32::new(0),
         })
     }
 
@@ -823,7 +917,27 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     /// `KVM_CAP_MAX_VCPU_ID`: lowers the vCPU-id limit of this VM, once (setting the same value
     /// again is accepted). Other capabilities are not enableable.
     fn vm_enable_cap(&self, _os: &O, vm: &SvmVm<O>, cap: &KvmEnableCap) -> KResult<()> {
-        if cap.flags != 0 || cap.cap != Cap::MaxVcpuId.raw() {
+        if cap.flags != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if cap.cap == Cap::X86UserSpaceMsr.raw() {
+            let mask = u32::try_from(cap.args[0])
+                .ok()
+                .filter(|m| m & !MSR_EXIT_REASONS == 0)
+                .ok_or(Errno::EINVAL)?;
+            vm.msr_exits.store(mask, Ordering::Release);
+            return Ok(());
+        }
+        if cap.cap == Cap::X86DisableExits.raw() {
+            // Bits can be added, never taken back; vCPUs made from now on take them.
+            let bits = u32::try_from(cap.args[0])
+                .ok()
+                .filter(|b| b & !DISABLE_EXITS_VALID == 0)
+                .ok_or(Errno::EINVAL)?;
+            vm.disabled_exits.fetch_or(bits, Ordering::AcqRel);
+            return Ok(());
+        }
+        if cap.cap != Cap::MaxVcpuId.raw() {
             return Err(Errno::EINVAL);
         }
         let want = u32::try_from(cap.args[0])
@@ -871,17 +985,35 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
                 None => None,
             }
         };
+        let img =
+            <VmcbImage as zerocopy::FromZeros>::new_box_zeroed().map_err(|_| Errno::ENOMEM)?;
+        // The image is the VMCB when the glue can translate its address (one aligned page
+        // from the heap); otherwise it is copied to and from a page of its own.
+        let (vmcb, vmcb_pa) = match os
+            .heap_phys_addr(img.0.as_ptr())
+            .filter(|pa| pa & 0xfff == 0)
+        {
+            Some(pa) => (None, pa),
+            None => {
+                let page = os.page_zalloc()?;
+                let pa = page.pa();
+                (Some(page), pa)
+            }
+        };
         Ok(SvmVcpu {
             irq,
             irq_window: false,
             st,
-            vmcb: os.page_zalloc()?,
-            img: VmcbImage::new(),
+            vmcb,
+            vmcb_pa,
+            img,
             iret_pending: false,
             pending_mmio: None,
             pending_ins: None,
             queued_exit: None,
             pending_io: None,
+            pending_msr: None,
+            hlt_in_guest: vm.disabled_exits.load(Ordering::Acquire) & DISABLE_EXITS_HLT != 0,
         })
     }
 
@@ -1052,6 +1184,47 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         }
     }
 
+    /// Imports in the order KVM documents (regs, sregs, events), each as its `KVM_SET_*`
+    /// would; a refused field fails the run with its errno.
+    fn vcpu_sync_import(
+        &self,
+        v: &mut SvmVcpu<O>,
+        dirty: u64,
+        area: &SyncArea<'_, O::Page>,
+    ) -> KResult<()> {
+        if dirty & KVM_SYNC_X86_REGS != 0 {
+            let r: KvmRegs = area.read(SYNC_REGS_OFF)?;
+            self.vcpu_set_regs(v, &r)?;
+        }
+        if dirty & KVM_SYNC_X86_SREGS != 0 {
+            let s: KvmSregs = area.read(SYNC_SREGS_OFF)?;
+            self.vcpu_set_sregs(v, &s)?;
+        }
+        if dirty & KVM_SYNC_X86_EVENTS != 0 {
+            let e: KvmVcpuEvents = area.read(SYNC_EVENTS_OFF)?;
+            v.st.set_events(&e)?;
+        }
+        Ok(())
+    }
+
+    fn vcpu_sync_export(
+        &self,
+        v: &SvmVcpu<O>,
+        valid: u64,
+        area: &SyncArea<'_, O::Page>,
+    ) -> KResult<()> {
+        if valid & KVM_SYNC_X86_REGS != 0 {
+            area.write(SYNC_REGS_OFF, &v.st.regs)?;
+        }
+        if valid & KVM_SYNC_X86_SREGS != 0 {
+            area.write(SYNC_SREGS_OFF, &v.st.sregs())?;
+        }
+        if valid & KVM_SYNC_X86_EVENTS != 0 {
+            area.write(SYNC_EVENTS_OFF, &v.st.get_events())?;
+        }
+        Ok(())
+    }
+
     /// Finishes a port access that went to user space: loads `IN` data into RAX and steps
     /// past the instruction. MMIO never exits to user space yet, so there is nothing to
     /// complete for it.
@@ -1063,6 +1236,22 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             Completion::Io { input, .. } => input,
             Completion::Mmio { data, .. } => {
                 self.complete_mmio(ctx, &data);
+                return Ok(());
+            }
+            Completion::Msr { error, data } => {
+                let v = ctx.vcpu();
+                if let Some(read) = v.pending_msr.take() {
+                    let st = &mut v.st;
+                    if error {
+                        inject_gp0(st);
+                    } else {
+                        if read {
+                            st.regs.rax = data & 0xffff_ffff;
+                            st.regs.rdx = data >> 32;
+                        }
+                        st.regs.rip = st.regs.rip.wrapping_add(2);
+                    }
+                }
                 return Ok(());
             }
         };
@@ -1094,8 +1283,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             }
         }
         let os = ctx.os();
-        for _ in 0..INNER_EXITS {
-            if os.thread_signal_pending() || os.thread_resched_needed() {
+        for i in 0..INNER_EXITS {
+            // The core checked both just before calling; look again from the second entry on.
+            if i > 0 && (os.thread_signal_pending() || os.thread_resched_needed()) {
                 return Ok(Exit::Interrupted);
             }
             if let Some(e) = self.irq_entry(ctx)? {
@@ -1113,6 +1303,45 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         Ok(Exit::Interrupted)
     }
 }
+
+/// The `kvm_run.s` fields offered (`struct kvm_sync_regs`: regs, sregs, events).
+const SYNC_FIELDS: u64 = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS | KVM_SYNC_X86_EVENTS;
+/// Offsets in `struct kvm_sync_regs`.
+const SYNC_REGS_OFF: usize = 0;
+const SYNC_SREGS_OFF: usize = core::mem::size_of::<KvmRegs>();
+const SYNC_EVENTS_OFF: usize = SYNC_SREGS_OFF + core::mem::size_of::<KvmSregs>();
+
+/// RFLAGS.TF.
+const RFLAGS_TF: u64 = 1 << 8;
+/// DR6.BS: the #DB came from single-stepping.
+const DR6_BS: u64 = 1 << 14;
+
+/// A `KVM_EXIT_DEBUG` for `exception` at the guest's current instruction.
+fn debug_exit(v: &VcpuState, exception: u32, dr6: u64) -> Exit {
+    let cs_base = v.segs.get(crate::state::seg::CS).map_or(0, |s| s.base);
+    Exit::Debug(KvmRunExitDebug {
+        arch: KvmDebugExitArch {
+            exception,
+            pad: 0,
+            pc: cs_base.wrapping_add(v.regs.rip),
+            dr6,
+            dr7: v.dr7,
+        },
+    })
+}
+
+/// `KVM_X86_DISABLE_EXITS_HLT`.
+const DISABLE_EXITS_HLT: u32 = 1 << 1;
+/// `KVM_X86_DISABLE_EXITS_PAUSE`.
+const DISABLE_EXITS_PAUSE: u32 = 1 << 2;
+/// The disable-exits bits offered: HLT (the guest halts on the host CPU until an interrupt
+/// exits it) and PAUSE (never intercepted in the first place). MWAIT and C-state exits are
+/// not offered.
+const DISABLE_EXITS_VALID: u32 = DISABLE_EXITS_HLT | DISABLE_EXITS_PAUSE;
+/// The `KVM_MSR_EXIT_REASON_*` bits `KVM_CAP_X86_USER_SPACE_MSR` accepts. FILTER is
+/// accepted and never fires: there is no `KVM_X86_SET_MSR_FILTER`.
+const MSR_EXIT_REASONS: u32 =
+    KVM_MSR_EXIT_REASON_INVAL | KVM_MSR_EXIT_REASON_UNKNOWN | KVM_MSR_EXIT_REASON_FILTER;
 
 /// Bytes of `INS`/`OUTS` data moved per exit (one stack buffer on each side).
 const STRING_IO_BATCH: u64 = 256;
@@ -1150,7 +1379,11 @@ fn misc1_intercepts() -> u32 {
 
 /// Builds the VMCB control area for a run.
 fn setup_control(img: &mut VmcbImage, asid: u32, iopm: u64, msrpm: u64, ncr3: u64, inj: u64) {
-    img.0.fill(0);
+    // Only the control fields this backend uses are rebuilt; the save area keeps what the
+    // last exit stored (see `vmrun::VMCB_LOADED`).
+    if let Some(c) = img.0.get_mut(..vmrun::CONTROL_USED) {
+        c.fill(0);
+    }
     img.set_u32(ctl::EXCEPTIONS, vmrun::EXCEPTIONS);
     img.set_u32(ctl::MISC1, misc1_intercepts());
     img.set_u32(
@@ -1200,6 +1433,9 @@ impl<H: Hw> Svm<H> {
         let window = request_window && !v.st.events.irq_injected && inj == 0;
         setup_control(&mut v.img, vm.asid, iopm, msrpm, ncr3, inj);
         let mut misc = misc1_intercepts();
+        if v.hlt_in_guest {
+            misc &= !misc1::HLT;
+        }
         if window {
             // V_IRQ with the highest priority, ignoring V_TPR: the guest exits with VINTR as
             // soon as it could take an interrupt.
@@ -1212,11 +1448,29 @@ impl<H: Hw> Svm<H> {
             misc |= misc1::IRET;
         }
         v.img.set_u32(ctl::MISC1, misc);
-        vmrun::load_guest(&mut v.img, &v.st);
-        if !v.vmcb.write(0, &v.img.0) {
-            return Err(Errno::EINVAL);
+        if vmrun::lme_hidden(&v.st) {
+            v.img.set_u32(ctl::CR_INTERCEPTS, (1 << 16) | (1 << 20));
         }
-        let vmcb_pa = v.vmcb.pa();
+        let dbg = v.st.guest_debug;
+        if dbg & KVM_GUESTDBG_USE_SW_BP != 0 {
+            // INT3 is a #BP intercept on hardware and an INTn intercept under QEMU's TCG.
+            v.img
+                .set_u32(ctl::EXCEPTIONS, vmrun::EXCEPTIONS | (1 << vmrun::BP_VECTOR));
+            v.img.set_u32(ctl::MISC1, misc | misc1::INTN);
+        }
+        vmrun::load_guest(&mut v.img, &v.st);
+        // Single-step: the guest runs one instruction with TF set by us (hidden again below).
+        let step_tf = dbg & KVM_GUESTDBG_SINGLESTEP != 0 && v.st.regs.rflags & RFLAGS_TF == 0;
+        if step_tf {
+            v.img
+                .set_u64(vmrun::save::RFLAGS, v.st.regs.rflags | RFLAGS_TF);
+        }
+        if let Some(page) = &v.vmcb {
+            if !vmrun::copy_ranges(&v.img, vmrun::VMCB_LOADED, |off, b| page.write(off, b)) {
+                return Err(Errno::EINVAL);
+            }
+        }
+        let vmcb_pa = v.vmcb_pa;
         let fpu = self.fpu_plan(&v.st);
         let _preempt = ctx.preempt_disable();
         let pc = self
@@ -1246,13 +1500,19 @@ impl<H: Hw> Svm<H> {
             }
         }
         let regs: *mut Regs = &mut v.st.regs;
+        let vmcb_mem: *mut u8 = if v.vmcb.is_some() {
+            core::ptr::null_mut()
+        } else {
+            v.img.0.as_mut_ptr()
+        };
         // SAFETY: GIF is clear and preemption disabled; SVM and VM_HSAVE_PA are set up on this
-        // CPU (enabled flag); `vmcb_pa` is this vCPU's VMCB page, just filled with a complete
-        // guest state, with the VMRUN intercept and a non-zero ASID; `pc.host_pa` is this
-        // CPU's own host area; `regs` points into the vCPU, which the held vCPU lock keeps
-        // alive and unaliased for the duration of the call (`ctx` is only used for
-        // `guest_enter`/`guest_exit`, which do not touch the registers).
-        unsafe { self.hw.world_switch(vmcb_pa, pc.host_pa, regs) };
+        // CPU (enabled flag); `vmcb_pa` is this vCPU's VMCB (the page-aligned image itself,
+        // `vmcb_mem`, or the page it was copied to), holding a complete guest state with the
+        // VMRUN intercept and a non-zero ASID; `pc.host_pa` is this CPU's own host area;
+        // `regs` and `vmcb_mem` point into the vCPU, which the held vCPU lock keeps alive and
+        // unaliased for the duration of the call (`ctx` is only used for
+        // `guest_enter`/`guest_exit`, which touch neither).
+        unsafe { self.hw.world_switch(vmcb_pa, pc.host_pa, regs, vmcb_mem) };
         let v = ctx.vcpu();
         // SAFETY: as for fpu_load; the host's XCR0 goes back before the registers are given
         // up.
@@ -1269,8 +1529,10 @@ impl<H: Hw> Svm<H> {
         drop(_preempt);
         drop(npt);
         let v = ctx.vcpu();
-        if !v.vmcb.read(0, &mut v.img.0) {
-            return Err(Errno::EINVAL);
+        if let Some(page) = &v.vmcb {
+            if !vmrun::fill_ranges(&mut v.img, vmrun::VMCB_STORED, |off, b| page.read(off, b)) {
+                return Err(Errno::EINVAL);
+            }
         }
         let exit = VmExit {
             code: v.img.u64(ctl::EXITCODE),
@@ -1280,6 +1542,9 @@ impl<H: Hw> Svm<H> {
         // CAST: the low 32 bits (TCG stores VMEXIT_INVALID zero-extended).
         if exit.code as u32 != code::INVALID {
             vmrun::store_guest(&v.img, &mut v.st);
+            if step_tf {
+                v.st.regs.rflags &= !RFLAGS_TF;
+            }
             let intinfo = v.img.u64(ctl::EXITINTINFO);
             vmrun::events_from_exit(&mut v.st.events, inj, intinfo);
         } else {
@@ -1370,7 +1635,8 @@ impl<H: Hw> Svm<H> {
                 let v = &mut vc.st;
                 // CAST: RDMSR/WRMSR take ECX.
                 let index = v.regs.rcx as u32;
-                let ok = if exit.info1 & 1 == 0 {
+                let write = exit.info1 & 1 != 0;
+                let ok = if !write {
                     match msr::get(v, &host, index) {
                         Some(d) => {
                             v.regs.rax = d & 0xffff_ffff;
@@ -1385,10 +1651,31 @@ impl<H: Hw> Svm<H> {
                 };
                 if ok {
                     v.regs.rip = v.regs.rip.wrapping_add(2);
-                } else {
-                    inject_gp0(v);
+                    return Ok(None);
                 }
-                None
+                // Refused: an MSR the backend does not know, or a value it does not accept.
+                let reason = if msr::get(v, &host, index).is_some() {
+                    KVM_MSR_EXIT_REASON_INVAL
+                } else {
+                    KVM_MSR_EXIT_REASON_UNKNOWN
+                };
+                if ctx.vm().msr_exits.load(Ordering::Acquire) & reason == 0 {
+                    inject_gp0(&mut ctx.vcpu().st);
+                    return Ok(None);
+                }
+                let vc = ctx.vcpu();
+                vc.pending_msr = Some(!write);
+                let r = &vc.st.regs;
+                Some(Exit::Msr {
+                    write,
+                    reason,
+                    index,
+                    data: if write {
+                        (r.rdx << 32) | (r.rax & 0xffff_ffff)
+                    } else {
+                        0
+                    },
+                })
             }
             code::XSETBV => {
                 let vc = ctx.vcpu();
@@ -1436,6 +1723,43 @@ impl<H: Hw> Svm<H> {
                 })
             }
             code::NPF => self.nested_fault(ctx, exit.info2, vmrun::npf_is_write(exit.info1))?,
+            code::EXCP_DB => {
+                let v = &mut ctx.vcpu().st;
+                let single_step = v.dr6 & DR6_BS != 0;
+                if v.guest_debug & KVM_GUESTDBG_SINGLESTEP != 0 && single_step {
+                    // Ours: report it and leave the guest's DR6 as it was.
+                    let dr6 = v.dr6;
+                    v.dr6 &= !DR6_BS;
+                    Some(debug_exit(v, 1, dr6))
+                } else {
+                    // The guest's own #DB (intercepted only to break delivery loops).
+                    v.events.exception = crate::state::Exception {
+                        injected: true,
+                        nr: 1,
+                        ..Default::default()
+                    };
+                    None
+                }
+            }
+            code::EXCP_BP => {
+                let v = &ctx.vcpu().st;
+                Some(debug_exit(v, vmrun::BP_VECTOR, v.dr6))
+            }
+            code::EXCP_AC => {
+                let v = &mut ctx.vcpu().st;
+                v.events.exception = crate::state::Exception {
+                    injected: true,
+                    nr: 17,
+                    has_error_code: true,
+                    // CAST: the error code is the low half of EXITINFO1.
+                    error_code: exit.info1 as u32,
+                    ..Default::default()
+                };
+                None
+            }
+            code::SWINT => self.swint_exit(ctx)?,
+            code::CR0_WRITE => self.cr_write_exit(ctx, 0)?,
+            code::CR4_WRITE => self.cr_write_exit(ctx, 4)?,
             _ => Some(unexpected),
         })
     }
@@ -1489,6 +1813,132 @@ impl<H: Hw> Svm<H> {
             }
             Err(f) => Exit::EmulationFailure(f.emulation_failure()),
         }
+    }
+
+    /// An `INTn`, `INT3` or `INTO` intercepted for software breakpoints (QEMU's TCG reports
+    /// `INT3` this way rather than as a #BP intercept). `INT3` is a breakpoint for user space;
+    /// the others are delivered to the guest as software interrupt or `#OF` with RIP past
+    /// the instruction, as the instruction itself would.
+    fn swint_exit<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Exit>> {
+        let st = &ctx.vcpu().st;
+        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
+        let mut mem = CtxMem { ctx: &*ctx };
+        let f = walk::fetch_insn(
+            &mut mem,
+            &cpu.paging,
+            cpu.mode,
+            cpu.base(Seg::Cs),
+            regs.rip,
+            cpu.cpl == 3,
+        );
+        let fail = |error, bytes, len| {
+            Some(Exit::EmulationFailure(
+                emulate::Failure { error, bytes, len }.emulation_failure(),
+            ))
+        };
+        let insn = match decode::decode(f.bytes.get(..f.len).unwrap_or(&[]), cpu.mode) {
+            Ok(i) => i,
+            // CAST: at most 15.
+            Err(e) => return Ok(fail(EmuError::Decode(e), f.bytes, f.len as u8)),
+        };
+        let v = &mut ctx.vcpu().st;
+        match (insn.map, insn.opcode) {
+            (decode::Map::One, 0xcc) => return Ok(Some(debug_exit(v, vmrun::BP_VECTOR, v.dr6))),
+            (decode::Map::One, 0xcd) => {
+                emulate::advance_rip(&mut v.regs, &insn);
+                v.events.irq_injected = true;
+                // CAST: INT imm8.
+                v.events.irq_nr = insn.imm as u8;
+                v.events.irq_soft = true;
+            }
+            (decode::Map::One, 0xce) => {
+                emulate::advance_rip(&mut v.regs, &insn);
+                if v.regs.rflags & (1 << 11) != 0 {
+                    v.events.exception = crate::state::Exception {
+                        injected: true,
+                        nr: 4,
+                        ..Default::default()
+                    };
+                }
+            }
+            _ => return Ok(fail(EmuError::Mismatch, insn.bytes, insn.len)),
+        }
+        Ok(None)
+    }
+
+    /// A CR0 or CR4 write intercepted while `EFER.LME` is hidden ([`vmrun::lme_hidden`]):
+    /// decodes the instruction at RIP (TCG gives no decode assists), applies it with the
+    /// architectural checks or queues `#GP(0)`, and steps RIP past it.
+    fn cr_write_exit<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, cr: u8) -> KResult<Option<Exit>> {
+        let st = &ctx.vcpu().st;
+        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
+        let cs_long = st
+            .segs
+            .get(crate::state::seg::CS)
+            .is_some_and(|s| s.attrib & (1 << 9) != 0); // VMCB attrib: L is bit 9
+        let mut mem = CtxMem { ctx: &*ctx };
+        let f = walk::fetch_insn(
+            &mut mem,
+            &cpu.paging,
+            cpu.mode,
+            cpu.base(Seg::Cs),
+            regs.rip,
+            cpu.cpl == 3,
+        );
+        // CAST: at most 15.
+        let flen = f.len as u8;
+        let fail = |error, bytes, len| {
+            Some(Exit::EmulationFailure(
+                emulate::Failure { error, bytes, len }.emulation_failure(),
+            ))
+        };
+        let insn = match decode::decode(f.bytes.get(..f.len).unwrap_or(&[]), cpu.mode) {
+            Ok(i) => i,
+            Err(e) => return Ok(fail(EmuError::Decode(e), f.bytes, flen)),
+        };
+        let w = match crwrite::decode(&insn, &regs) {
+            Ok(Some(w)) => w,
+            Ok(None) => {
+                // LMSW m16: read the operand through the guest's paging.
+                let acc = walk::Access {
+                    write: false,
+                    fetch: false,
+                    user: cpu.cpl == 3,
+                    ac: false,
+                };
+                let mut b = [0u8; 2];
+                let linear = emulate::operand_linear(&insn, &cpu, &regs);
+                let gpa = linear.map(|l| walk::translate(&mut mem, &cpu.paging, l, acc));
+                match gpa {
+                    Some(Ok(g)) if g & 0xfff != 0xfff && mem.read_phys(g, &mut b) => {
+                        crwrite::CrWrite::Lmsw(u16::from_le_bytes(b))
+                    }
+                    Some(Err(e)) => return Ok(fail(EmuError::Fault(e), insn.bytes, insn.len)),
+                    _ => return Ok(fail(EmuError::Unsupported, insn.bytes, insn.len)),
+                }
+            }
+            Err(e) => return Ok(fail(e, insn.bytes, insn.len)),
+        };
+        if w.cr() != cr {
+            return Ok(fail(EmuError::Mismatch, insn.bytes, insn.len));
+        }
+        let v = &mut ctx.vcpu().st;
+        let reserved = self.host_cr4_reserved | v.cr4_guest_reserved;
+        let mut s = crwrite::CrState {
+            cr0: v.cr0,
+            cr3: v.cr3,
+            cr4: v.cr4,
+            efer: v.efer,
+        };
+        match crwrite::apply(&mut s, w, cpu.cpl, cpu.mode, cs_long, reserved) {
+            Ok(()) => {
+                (v.cr0, v.cr4, v.efer) = (s.cr0, s.cr4, s.efer);
+                emulate::advance_rip(&mut v.regs, &insn);
+                v.events.int_shadow = false;
+            }
+            Err(crwrite::GpFault) => inject_gp0(v),
+        }
+        Ok(None)
     }
 
     /// An `INS`/`OUTS` exit: decodes the instruction (the exit names neither its segment
@@ -1641,11 +2091,11 @@ impl<H: Hw> Svm<H> {
 /// Guest physical memory (address space 0) through the run context's memslots, for
 /// instruction fetch and emulation: RAM pages are resolved and held for each copy; anything
 /// else (MMIO, no slot, a read-only slot for writes) fails the copy.
-struct CtxMem<'c, 'a, O: Os, A: Arch<O>> {
-    ctx: &'c RunCtx<'a, O, A>,
+struct CtxMem<'c, 'a, O: Os, H: Hw> {
+    ctx: &'c RunCtx<'a, O, Svm<H>>,
 }
 
-impl<O: Os, A: Arch<O>> CtxMem<'_, '_, O, A> {
+impl<O: Os, H: Hw> CtxMem<'_, '_, O, H> {
     /// Visits `len` bytes from `gpa` page by page: `f(page, offset in page, offset in buffer,
     /// length)`. False as soon as a page is not RAM or `f` fails.
     fn each_page(
@@ -1663,12 +2113,22 @@ impl<O: Os, A: Arch<O>> CtxMem<'_, '_, O, A> {
             // CAST: below the page size.
             let off = (at & 0xfff) as usize;
             let n = (len - done).min(0x1000 - off);
-            let page = match self.ctx.gfn_resolve(0, Gfn(at >> 12), write) {
-                Ok(GuestPage::Ram { page, .. }) => page,
-                _ => return false,
-            };
-            if !f(&page, off, done, n) {
-                return false;
+            // Reads of a page the guest already touched go through the nested page table's
+            // hold; anything else (and every write, which must mark the page dirty) resolves
+            // the page afresh.
+            let fast = !write && {
+                let npt = self.ctx.vm().npt.lock();
+                npt.lookup(at & !0xfff).map(|page| f(page, off, done, n))
+            }
+            .is_some_and(|ok| ok);
+            if !fast {
+                let page = match self.ctx.gfn_resolve(0, Gfn(at >> 12), write) {
+                    Ok(GuestPage::Ram { page, .. }) => page,
+                    _ => return false,
+                };
+                if !f(&page, off, done, n) {
+                    return false;
+                }
             }
             done += n;
         }
@@ -1676,7 +2136,7 @@ impl<O: Os, A: Arch<O>> CtxMem<'_, '_, O, A> {
     }
 }
 
-impl<O: Os, A: Arch<O>> walk::GuestMem for CtxMem<'_, '_, O, A> {
+impl<O: Os, H: Hw> walk::GuestMem for CtxMem<'_, '_, O, H> {
     fn read_phys(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
         let len = buf.len();
         self.each_page(gpa, len, false, |page, off, at, n| {

@@ -12,20 +12,75 @@ use kvmport_core::{Errno, KResult, Os};
 use crate::hw::{EFER_LMA, EFER_LME, EFER_SVME};
 use crate::state::{Dtable, Events, VcpuState, VmcbSeg, cr0, seg};
 
-/// Bytes of the VMCB this backend writes and reads back: the control area (0x000-0x3ff) and
-/// the part of the state-save area up to and including `G_PAT`/`DBGCTL`.
-pub const VMCB_IMAGE_LEN: usize = 0x700;
+/// The size of a VMCB: one page.
+pub const VMCB_IMAGE_LEN: usize = 0x1000;
 
-/// A software copy of the first [`VMCB_IMAGE_LEN`] bytes of a VMCB, copied into the VMCB page
-/// before `VMRUN` and back from it after `#VMEXIT`.
-#[repr(C, align(8))]
-#[derive(Clone, Debug)]
+/// A VMCB as Rust data, page-aligned. Where the glue can give its physical address
+/// ([`kvmport_core::Os::heap_phys_addr`]) it is the VMCB itself, which the processor reads at
+/// `VMRUN` and writes at `#VMEXIT`; elsewhere it is a software copy whose used ranges
+/// ([`VMCB_LOADED`], [`VMCB_STORED`]) go to and from a VMCB page.
+#[repr(C, align(4096))]
+#[derive(Clone, Debug, zerocopy::FromZeros)]
 pub struct VmcbImage(pub [u8; VMCB_IMAGE_LEN]);
 
 const _: () = assert!(core::mem::size_of::<VmcbImage>() == VMCB_IMAGE_LEN);
 
+/// The control-area bytes this backend sets (everything up to `N_CR3`, and the clean bits at
+/// 0xc0, which stay zero: nothing is cached).
+pub const CONTROL_USED: usize = 0xc8;
+
+/// The VMCB byte ranges written before `VMRUN`: the control fields in use and the save-area
+/// fields [`load_guest`] sets. Copying only these (not the whole 0x700-byte image) keeps the
+/// per-exit cost down; the other save-area bytes keep what the processor stored at the last
+/// `#VMEXIT`, which is the guest's own state.
+pub const VMCB_LOADED: &[(usize, usize)] = &[
+    (0x000, CONTROL_USED),
+    (save::ES, save::TR + 16),
+    (save::CPL & !7, save::EFER + 8),
+    (save::CR4, save::RIP + 8),
+    (save::RSP, save::RSP + 8),
+    (save::RAX, save::CR2 + 8),
+    (save::G_PAT, save::G_PAT + 8),
+];
+
+/// The VMCB byte ranges read after `#VMEXIT`: the exit information and the save-area fields
+/// [`store_guest`] reads.
+pub const VMCB_STORED: &[(usize, usize)] = &[
+    (ctl::VINTR, ctl::EXITINTINFO + 8),
+    (save::ES, save::TR + 16),
+    (save::CPL & !7, save::EFER + 8),
+    (save::CR4, save::RIP + 8),
+    (save::RSP, save::RSP + 8),
+    (save::RAX, save::CR2 + 8),
+    (save::G_PAT, save::G_PAT + 8),
+];
+
+/// Hands each range of `img` to `put(offset, bytes)`; false as soon as one fails.
+pub fn copy_ranges(
+    img: &VmcbImage,
+    ranges: &[(usize, usize)],
+    mut put: impl FnMut(usize, &[u8]) -> bool,
+) -> bool {
+    ranges
+        .iter()
+        .all(|&(a, b)| img.0.get(a..b).is_some_and(|bytes| put(a, bytes)))
+}
+
+/// Fills each range of `img` with `get(offset, bytes)`; false as soon as one fails.
+pub fn fill_ranges(
+    img: &mut VmcbImage,
+    ranges: &[(usize, usize)],
+    mut get: impl FnMut(usize, &mut [u8]) -> bool,
+) -> bool {
+    ranges
+        .iter()
+        .all(|&(a, b)| img.0.get_mut(a..b).is_some_and(|bytes| get(a, bytes)))
+}
+
 /// Offsets in the VMCB control area.
 pub mod ctl {
+    /// CR intercepts (u32): reads of CRn in bit n, writes in bit 16 + n.
+    pub const CR_INTERCEPTS: usize = 0x000;
     /// Exception intercept bitmap (u32).
     pub const EXCEPTIONS: usize = 0x008;
     /// Intercepts, first vector (u32): INTR, NMI, ..., SHUTDOWN.
@@ -104,6 +159,22 @@ pub mod save {
     pub const RSP: usize = 0x5d8;
     /// RAX.
     pub const RAX: usize = 0x5f8;
+    /// STAR (`VMLOAD`/`VMSAVE` state, like the seven below).
+    pub const STAR: usize = 0x600;
+    /// LSTAR.
+    pub const LSTAR: usize = 0x608;
+    /// CSTAR.
+    pub const CSTAR: usize = 0x610;
+    /// SFMASK.
+    pub const SFMASK: usize = 0x618;
+    /// KernelGSbase (changed by the guest's `SWAPGS` without an exit).
+    pub const KERNEL_GS_BASE: usize = 0x620;
+    /// SYSENTER_CS.
+    pub const SYSENTER_CS: usize = 0x628;
+    /// SYSENTER_ESP.
+    pub const SYSENTER_ESP: usize = 0x630;
+    /// SYSENTER_EIP.
+    pub const SYSENTER_EIP: usize = 0x638;
     /// CR2.
     pub const CR2: usize = 0x640;
     /// G_PAT.
@@ -120,6 +191,8 @@ pub mod misc1 {
     pub const VINTR: u32 = 1 << 4;
     /// `IRET` (the end of an NMI handler).
     pub const IRET: u32 = 1 << 20;
+    /// `INTn`.
+    pub const INTN: u32 = 1 << 21;
     /// SMI.
     pub const SMI: u32 = 1 << 2;
     /// `CPUID`.
@@ -188,6 +261,18 @@ pub mod code {
     pub const IRET: u64 = 0x74;
     /// `XSETBV`.
     pub const XSETBV: u64 = 0x8d;
+    /// `#DB` intercept.
+    pub const EXCP_DB: u64 = 0x41;
+    /// `#BP` intercept.
+    pub const EXCP_BP: u64 = 0x43;
+    /// `#AC` intercept.
+    pub const EXCP_AC: u64 = 0x51;
+    /// `INTn` intercept.
+    pub const SWINT: u64 = 0x75;
+    /// Write of CR0 (`MOV CR0`, `LMSW`, `CLTS`).
+    pub const CR0_WRITE: u64 = 0x10;
+    /// Write of CR4.
+    pub const CR4_WRITE: u64 = 0x14;
     /// Nested page fault.
     pub const NPF: u64 = 0x400;
     /// Invalid guest state (compare the low 32 bits: TCG stores it zero-extended).
@@ -197,6 +282,9 @@ pub mod code {
 /// Exceptions intercepted (the guest's own IDT handles the others): #DB and #AC, which a
 /// guest can turn into endless delivery loops that no interrupt breaks.
 pub const EXCEPTIONS: u32 = (1 << 1) | (1 << 17);
+
+/// The breakpoint exception's vector.
+pub const BP_VECTOR: u32 = 3;
 
 /// DR7 the guest runs with: breakpoints off. DR0-DR3 are not switched yet, so the guest's
 /// DR7 (kept in the state model) would arm breakpoints at the host's addresses.
@@ -316,7 +404,8 @@ pub fn load_guest(img: &mut VmcbImage, v: &VcpuState) {
     img.set_dtable(save::GDTR, &v.gdt);
     img.set_dtable(save::IDTR, &v.idt);
     img.put(save::CPL, &[guest_cpl(v)]);
-    img.set_u64(save::EFER, vmcb_efer(v.efer, v.cr0));
+    let hide = if lme_hidden(v) { EFER_LME } else { 0 };
+    img.set_u64(save::EFER, vmcb_efer(v.efer, v.cr0) & !hide);
     img.set_u64(save::CR0, v.cr0);
     img.set_u64(save::CR2, v.cr2);
     img.set_u64(save::CR3, v.cr3);
@@ -328,7 +417,19 @@ pub fn load_guest(img: &mut VmcbImage, v: &VcpuState) {
     img.set_u64(save::RSP, v.regs.rsp);
     img.set_u64(save::RAX, v.regs.rax);
     img.set_u64(save::G_PAT, v.msrs.pat);
+    for (off, val) in syscall_msrs(v) {
+        img.set_u64(off, val);
+    }
     img.set_u64(ctl::INT_STATE, u64::from(v.events.int_shadow));
+}
+
+/// Whether the guest is in the state where the processor is given `EFER.LME` clear: `LME` set
+/// with `CR0.PG` and `CR4.PAE` both clear, in which QEMU's TCG SVM corrupts the host's CR0 on
+/// `#VMEXIT` (see [`crate::crwrite`]). `LME` has no effect until paging is enabled, which
+/// cannot happen without an intercepted CR0 or CR4 write first, so the guest sees no
+/// difference. The world switch intercepts CR0 and CR4 writes while this holds.
+pub fn lme_hidden(v: &VcpuState) -> bool {
+    v.efer & EFER_LME != 0 && v.cr0 & cr0::PG == 0 && v.cr4 & crate::cpuid_table::cr4::PAE == 0
 }
 
 /// The `EFER` the processor sees: `SVME` set, as `VMRUN` requires, and `LMA` equal to
@@ -347,6 +448,9 @@ pub fn vmcb_efer(efer: u64, cr0_value: u64) -> u64 {
 
 /// Reads the guest state back from the save area of `img` after `#VMEXIT`.
 pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
+    // CR0 and CR4 writes were intercepted while LME was hidden, so the state that hid it
+    // still holds; the guest's EFER keeps its LME.
+    let hidden = if lme_hidden(v) { EFER_LME } else { 0 };
     for (i, off) in SEG_SLOTS {
         if let Some(s) = v.segs.get_mut(i) {
             *s = img.seg(off);
@@ -354,7 +458,7 @@ pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
     }
     v.gdt = img.dtable(save::GDTR);
     v.idt = img.dtable(save::IDTR);
-    v.efer = img.u64(save::EFER) & !EFER_SVME;
+    v.efer = (img.u64(save::EFER) & !EFER_SVME) | hidden;
     v.cr0 = img.u64(save::CR0);
     v.cr2 = img.u64(save::CR2);
     v.cr3 = img.u64(save::CR3);
@@ -365,6 +469,30 @@ pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
     v.regs.rsp = img.u64(save::RSP);
     v.regs.rax = img.u64(save::RAX);
     v.events.int_shadow = img.u64(ctl::INT_STATE) & 1 != 0;
+    let m = &mut v.msrs;
+    m.star = img.u64(save::STAR);
+    m.lstar = img.u64(save::LSTAR);
+    m.cstar = img.u64(save::CSTAR);
+    m.sfmask = img.u64(save::SFMASK);
+    m.kernel_gs_base = img.u64(save::KERNEL_GS_BASE);
+    m.sysenter_cs = img.u64(save::SYSENTER_CS);
+    m.sysenter_esp = img.u64(save::SYSENTER_ESP);
+    m.sysenter_eip = img.u64(save::SYSENTER_EIP);
+}
+
+/// The system-call MSRs `VMLOAD` takes from the guest's VMCB (and `VMSAVE` puts back).
+fn syscall_msrs(v: &VcpuState) -> [(usize, u64); 8] {
+    let m = &v.msrs;
+    [
+        (save::STAR, m.star),
+        (save::LSTAR, m.lstar),
+        (save::CSTAR, m.cstar),
+        (save::SFMASK, m.sfmask),
+        (save::KERNEL_GS_BASE, m.kernel_gs_base),
+        (save::SYSENTER_CS, m.sysenter_cs),
+        (save::SYSENTER_ESP, m.sysenter_esp),
+        (save::SYSENTER_EIP, m.sysenter_eip),
+    ]
 }
 
 /// A decoded IOIO `EXITINFO1`.
@@ -540,8 +668,8 @@ pub mod pte {
 
 const NONE: u32 = u32::MAX;
 
-/// One table page of an [`Npt`], with the indices of its child tables (empty for a leaf
-/// table).
+/// One table page of an [`Npt`], with the indices of its child tables, or for a leaf table
+/// the indices of the held pages its entries map (in [`Npt`]'s `held`).
 struct Table<O: Os> {
     page: O::Page,
     child: Vec<u32>,
@@ -567,13 +695,9 @@ impl<O: Os> Default for Npt<O> {
 }
 
 impl<O: Os> Npt<O> {
-    fn new_table(&mut self, os: &O, leaf: bool) -> KResult<u32> {
+    fn new_table(&mut self, os: &O) -> KResult<u32> {
         let page = os.page_zalloc()?;
-        let child = if leaf {
-            Vec::new()
-        } else {
-            vec_filled(512, NONE)?
-        };
+        let child = vec_filled(512, NONE)?;
         let idx = u32::try_from(self.tables.len()).map_err(|_| Errno::ENOMEM)?;
         vec_push(&mut self.tables, Table { page, child })?;
         Ok(idx)
@@ -582,7 +706,7 @@ impl<O: Os> Npt<O> {
     /// The physical address of the PML4, allocating it if needed.
     pub fn root(&mut self, os: &O) -> KResult<u64> {
         if self.tables.is_empty() {
-            self.new_table(os, false)?;
+            self.new_table(os)?;
         }
         self.tables
             .first()
@@ -603,7 +727,7 @@ impl<O: Os> Npt<O> {
                 .and_then(|tb| tb.child.get(idx).copied())
                 .ok_or(Errno::EINVAL)?;
             let next = if cur == NONE {
-                let n = self.new_table(os, level == 2)?;
+                let n = self.new_table(os)?;
                 let pa = self
                     .tables
                     .get(n as usize)
@@ -627,12 +751,33 @@ impl<O: Os> Npt<O> {
         }
         let flags = pte::P | pte::US | if writable { pte::RW } else { 0 };
         let entry = (page.pa() & !0xfff) | flags;
+        let held = u32::try_from(self.held.len()).map_err(|_| Errno::ENOMEM)?;
         vec_push(&mut self.held, page)?;
-        let tb = self.tables.get(t).ok_or(Errno::EINVAL)?;
-        if !tb.page.write(npt_index(gpa, 1) * 8, &entry.to_le_bytes()) {
+        let idx = npt_index(gpa, 1);
+        let tb = self.tables.get_mut(t).ok_or(Errno::EINVAL)?;
+        if !tb.page.write(idx * 8, &entry.to_le_bytes()) {
             return Err(Errno::EINVAL);
         }
+        if let Some(c) = tb.child.get_mut(idx) {
+            *c = held;
+        }
         Ok(())
+    }
+
+    /// The held page the table maps at `gpa`, if any: the emulator reads guest memory the
+    /// guest has already touched through it, without resolving and holding the page again.
+    /// The page stays held while the caller holds the table's lock.
+    pub fn lookup(&self, gpa: u64) -> Option<&O::HeldPage> {
+        let mut t = 0usize;
+        for level in [4u32, 3, 2] {
+            let next = *self.tables.get(t)?.child.get(npt_index(gpa, level))?;
+            if next == NONE {
+                return None;
+            }
+            t = next as usize;
+        }
+        let h = *self.tables.get(t)?.child.get(npt_index(gpa, 1))?;
+        self.held.get(h as usize)
     }
 
     /// Tears the whole table down, releasing table pages and held guest pages.
@@ -711,6 +856,92 @@ mod tests {
         assert!(!needs_reinject(0x8000_0303));
         // Not valid.
         assert!(!needs_reinject(0x0000_0b0e));
+    }
+
+    /// Every byte `load_guest` writes lies in [`VMCB_LOADED`], and every field `store_guest`
+    /// reads lies in [`VMCB_STORED`].
+    #[test]
+    fn vmcb_ranges_cover_the_fields() {
+        let inside = |r: &[(usize, usize)], i: usize| r.iter().any(|&(a, b)| (a..b).contains(&i));
+        let mut v = VcpuState::reset(0, 0).unwrap();
+        let mut ones = VmcbImage([0xff; VMCB_IMAGE_LEN]);
+        let mut zeros = VmcbImage::new();
+        for st in 0..2 {
+            if st == 1 {
+                v.efer = EFER_LME;
+                v.msrs.lstar = u64::MAX;
+                v.regs = kvmport_core::abi::x86::KvmRegs {
+                    rax: u64::MAX,
+                    rsp: u64::MAX,
+                    rip: u64::MAX,
+                    rflags: u64::MAX,
+                    ..Default::default()
+                };
+            }
+            load_guest(&mut ones, &v);
+            load_guest(&mut zeros, &v);
+        }
+        for i in CONTROL_USED..VMCB_IMAGE_LEN {
+            if ones.0[i] != 0xff || zeros.0[i] != 0 {
+                assert!(inside(VMCB_LOADED, i), "load_guest writes byte {i:#x}");
+            }
+        }
+        // store_guest: a state read from an image that differs only outside VMCB_STORED is
+        // the same.
+        let mut a = VmcbImage([0x11; VMCB_IMAGE_LEN]);
+        let mut b = a.clone();
+        for i in 0..VMCB_IMAGE_LEN {
+            if !inside(VMCB_STORED, i) {
+                b.0[i] = 0x77;
+            }
+        }
+        a.set_u64(save::EFER, EFER_SVME);
+        b.set_u64(save::EFER, EFER_SVME);
+        let mut va = VcpuState::reset(0, 0).unwrap();
+        let mut vb = VcpuState::reset(0, 0).unwrap();
+        store_guest(&a, &mut va);
+        store_guest(&b, &mut vb);
+        assert_eq!(alloc::format!("{va:?}"), alloc::format!("{vb:?}"));
+    }
+
+    #[test]
+    fn syscall_msrs_go_through_the_vmcb() {
+        let mut v = VcpuState::reset(0, 0).unwrap();
+        v.msrs.lstar = 0xffff_8000_1234_0000;
+        v.msrs.kernel_gs_base = 0x5000;
+        let mut img = VmcbImage::new();
+        load_guest(&mut img, &v);
+        assert_eq!(img.u64(save::LSTAR), 0xffff_8000_1234_0000);
+        // The guest's SWAPGS changes KernelGSbase without an exit.
+        img.set_u64(save::KERNEL_GS_BASE, 0x6000);
+        store_guest(&img, &mut v);
+        assert_eq!(v.msrs.kernel_gs_base, 0x6000);
+        assert_eq!(v.msrs.lstar, 0xffff_8000_1234_0000);
+    }
+
+    #[test]
+    fn lme_hidden_while_paging_and_pae_are_off() {
+        let mut v = VcpuState::reset(0, 0).unwrap();
+        v.efer = EFER_LME;
+        let mut img = VmcbImage::new();
+        load_guest(&mut img, &v);
+        assert_eq!(
+            img.u64(save::EFER),
+            EFER_SVME,
+            "LME hidden from the processor"
+        );
+        store_guest(&img, &mut v);
+        assert_eq!(v.efer, EFER_LME, "the guest's LME survives the exit");
+        v.cr4 = crate::cpuid_table::cr4::PAE;
+        assert!(!lme_hidden(&v));
+        load_guest(&mut img, &v);
+        assert_eq!(
+            img.u64(save::EFER),
+            EFER_LME | EFER_SVME,
+            "shown once PAE is set"
+        );
+        store_guest(&img, &mut v);
+        assert_eq!(v.efer, EFER_LME);
     }
 
     #[test]

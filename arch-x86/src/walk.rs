@@ -368,40 +368,57 @@ pub fn fetch_insn<M: GuestMem + ?Sized>(
         user,
         ..Access::default()
     };
-    // (linear page, physical page) of the last translation.
-    let mut cached: Option<(u64, u64)> = None;
-    for (i, slot) in (0u64..).zip(out.bytes.iter_mut()) {
-        let off = rip.wrapping_add(i);
-        let lin = linear(mode, Seg::Cs, cs_base, off, mode.ip_bytes());
-        let page = lin & !0xfff;
-        let phys_page = match cached {
-            Some((l, p)) if l == page => p,
-            _ => match translate(mem, pg, page, acc) {
-                Ok(p) => {
-                    cached = Some((page, p));
-                    p
-                }
-                Err(e) => {
-                    out.fault = Some(match e {
-                        WalkError::PageFault { error_code, .. } => WalkError::PageFault {
-                            addr: lin,
-                            error_code,
-                        },
-                        other => other,
-                    });
+    // The bytes' linear addresses (IP and, outside 64-bit mode, the linear address wrap),
+    // then one translation and one read per run of consecutive addresses within a page.
+    let mut lin = [0u64; 15];
+    for (i, l) in (0u64..).zip(lin.iter_mut()) {
+        *l = linear(mode, Seg::Cs, cs_base, rip.wrapping_add(i), mode.ip_bytes());
+    }
+    let mut i = 0usize;
+    while i < lin.len() {
+        let Some(&start) = lin.get(i) else { break };
+        let page = start & !0xfff;
+        let mut n = 1usize;
+        while lin
+            .get(i + n)
+            .is_some_and(|&l| l == start.wrapping_add(n as u64) && l & !0xfff == page)
+        {
+            n += 1;
+        }
+        let phys_page = match translate(mem, pg, page, acc) {
+            Ok(p) => p,
+            Err(e) => {
+                out.fault = Some(match e {
+                    WalkError::PageFault { error_code, .. } => WalkError::PageFault {
+                        addr: start,
+                        error_code,
+                    },
+                    other => other,
+                });
+                break;
+            }
+        };
+        let gpa = phys_page | (start & 0xfff);
+        let Some(chunk) = out.bytes.get_mut(i..i + n) else {
+            break;
+        };
+        if !mem.read_phys(gpa, chunk) {
+            // Somewhere in the run the bytes stop being RAM: find where, byte by byte.
+            let mut good = 0usize;
+            for (k, byte) in (0u64..).zip(chunk.iter_mut()) {
+                let mut b = [0u8; 1];
+                if !mem.read_phys(gpa + k, &mut b) {
+                    out.fault = Some(WalkError::NotRam { gpa: gpa + k });
                     break;
                 }
-            },
-        };
-        let gpa = phys_page | (lin & 0xfff);
-        let mut b = [0u8; 1];
-        if !mem.read_phys(gpa, &mut b) {
-            out.fault = Some(WalkError::NotRam { gpa });
+                [*byte] = b;
+                good += 1;
+            }
+            out.len = i + good;
             break;
         }
-        let [byte] = b;
-        *slot = byte;
-        out.len = out.len.saturating_add(1);
+        i += n;
+        out.len = i;
     }
     out
 }

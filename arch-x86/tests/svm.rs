@@ -136,7 +136,13 @@ impl Hw for FakeHw {
         self.cfg.world
     }
 
-    unsafe fn world_switch(&self, vmcb_pa: u64, _host_pa: u64, regs: *mut KvmRegs) {
+    unsafe fn world_switch(
+        &self,
+        vmcb_pa: u64,
+        _host_pa: u64,
+        regs: *mut KvmRegs,
+        _vmcb: *mut u8,
+    ) {
         // The VMCB "physical address" is the test page's host address (testkit's HostPage).
         // SAFETY: the backend passes its own live VMCB page and the vCPU's registers.
         let (vmcb, regs) = unsafe {
@@ -387,7 +393,9 @@ fn capabilities_and_limits() {
         (Cap::Irqchip, 1),
         (Cap::IrqInjectStatus, 1),
         (Cap::Hlt, 0),
-        (Cap::SyncRegs, 0),
+        (Cap::SyncRegs, 7),
+        (Cap::X86UserSpaceMsr, 1),
+        (Cap::X86DisableExits, 6),
         (Cap::X86Smm, 0),
         (Cap::SetTssAddr, 1),
         (Cap::SetIdentityMapAddr, 1),

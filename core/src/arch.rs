@@ -60,6 +60,13 @@ pub enum Completion {
         /// The data field of `kvm_run.mmio` as user space left it.
         data: [u8; 8],
     },
+    /// An MSR access user space handled (`KVM_EXIT_X86_RDMSR`/`WRMSR`).
+    Msr {
+        /// User space set `kvm_run.msr.error`: the guest takes `#GP`.
+        error: bool,
+        /// `kvm_run.msr.data`: the value to load for a read.
+        data: u64,
+    },
 }
 
 /// Why the backend's `vcpu_run` returned.
@@ -109,6 +116,56 @@ pub enum Exit {
     /// An instruction could not be emulated (`KVM_EXIT_INTERNAL_ERROR` with
     /// `KVM_INTERNAL_ERROR_EMULATION` and the instruction bytes, as KVM reports it).
     EmulationFailure(crate::abi::KvmRunExitEmulationFailure),
+    /// A guest-debug event for user space (`KVM_EXIT_DEBUG`).
+    Debug(crate::abi::KvmRunExitDebug),
+    /// An x86 `RDMSR`/`WRMSR` the backend refuses, for user space
+    /// (`KVM_CAP_X86_USER_SPACE_MSR`); completed with [`Completion::Msr`].
+    Msr {
+        /// `WRMSR` rather than `RDMSR`.
+        write: bool,
+        /// `KVM_MSR_EXIT_REASON_*`.
+        reason: u32,
+        /// MSR index.
+        index: u32,
+        /// The value written (0 for a read).
+        data: u64,
+    },
+}
+
+/// The `kvm_run.s` area (sync regs) of a vCPU, for a backend to import from and export to.
+pub struct SyncArea<'a, P: crate::os::Page> {
+    page: &'a P,
+    base: usize,
+    len: usize,
+}
+
+impl<'a, P: crate::os::Page> SyncArea<'a, P> {
+    pub(crate) fn new(page: &'a P, base: usize, len: usize) -> Self {
+        SyncArea { page, base, len }
+    }
+
+    /// Reads a `T` at byte `off` of the area (`EFAULT` outside it).
+    pub fn read<T: FromBytes + IntoBytes>(&self, off: usize) -> KResult<T> {
+        let mut v = T::new_zeroed();
+        let n = core::mem::size_of::<T>();
+        if off.checked_add(n).is_none_or(|e| e > self.len)
+            || !self.page.read(self.base + off, v.as_mut_bytes())
+        {
+            return Err(Errno::EFAULT);
+        }
+        Ok(v)
+    }
+
+    /// Writes `v` at byte `off` of the area (`EFAULT` outside it).
+    pub fn write<T: IntoBytes + Immutable>(&self, off: usize, v: &T) -> KResult<()> {
+        let b = v.as_bytes();
+        if off.checked_add(b.len()).is_none_or(|e| e > self.len)
+            || !self.page.write(self.base + off, b)
+        {
+            return Err(Errno::EFAULT);
+        }
+        Ok(())
+    }
 }
 
 /// The `kvm_run` fields refreshed on every return from `KVM_RUN`.
@@ -243,6 +300,27 @@ pub trait Arch<O: Os>: Sized + Send + Sync + 'static {
     fn vcpu_run_flags(&self, vcpu: &Self::Vcpu) -> RunFlags {
         let _ = vcpu;
         RunFlags::default()
+    }
+    /// Imports the `kvm_run.s` fields named by `dirty` (only bits of
+    /// [`ArchLimits::sync_regs`]) before a run, as the matching `KVM_SET_*` would.
+    fn vcpu_sync_import(
+        &self,
+        vcpu: &mut Self::Vcpu,
+        dirty: u64,
+        area: &SyncArea<'_, O::Page>,
+    ) -> KResult<()> {
+        let _ = (vcpu, dirty, area);
+        Ok(())
+    }
+    /// Exports the fields named by `valid` into `kvm_run.s` when `KVM_RUN` returns.
+    fn vcpu_sync_export(
+        &self,
+        vcpu: &Self::Vcpu,
+        valid: u64,
+        area: &SyncArea<'_, O::Page>,
+    ) -> KResult<()> {
+        let _ = (vcpu, valid, area);
+        Ok(())
     }
     /// Finishes the access of the last user-space exit (load `IN` data, complete an MMIO
     /// read, step past the instruction). Called at the start of the next `KVM_RUN`.

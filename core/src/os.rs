@@ -116,7 +116,10 @@ pub trait WaitQueue: Send + Sync + Sized {
 
 /// A reference to an eventfd (or the OS's equivalent) taken from a user file descriptor.
 pub trait EventFd: Send + Sync {
-    /// Adds one to the counter and wakes its readers. Any context, including atomic.
+    /// Adds one to the counter and wakes its readers. Linux and FreeBSD allow any context,
+    /// including atomic; the core itself calls it only from a preemptible context (a vCPU
+    /// thread after a guest exit, holding the VM's sleeping I/O-bus mutex), which a port
+    /// whose signal may block (illumos: a kernel write to the eventfd device) relies on.
     fn signal(&self);
     /// Whether two references name the same underlying eventfd.
     fn same(&self, other: &Self) -> bool;
@@ -164,6 +167,16 @@ pub trait Os: Send + Sync + Sized + 'static {
     /// Allocates one zeroed page, or `ENOMEM`. Preemptible context.
     fn page_zalloc(&self) -> KResult<Self::Page>;
 
+    /// The physical address of `va`, which points into memory from the global allocator (a
+    /// `Box` the backend owns), or `None` when the glue cannot say. A backend uses it to hand
+    /// the processor a structure it also reads and writes as Rust data (the SVM VMCB), instead
+    /// of copying to and from a [`Os::page_zalloc`] page; the structure must not cross a page.
+    /// Any context.
+    fn heap_phys_addr(&self, va: *const u8) -> Option<u64> {
+        let _ = va;
+        None
+    }
+
     // ----- User memory -----
 
     /// Whether `[addr, addr + len)` lies wholly inside the user part of the address space
@@ -199,6 +212,14 @@ pub trait Os: Send + Sync + Sized + 'static {
     /// Interrupts `cpu` (an IPI) so that a guest running there exits to the host. Does
     /// nothing if `cpu` is the caller's. Any context.
     fn cpu_kick(&self, cpu: u32);
+    /// Whether the host kernel itself enables the virtualization extension on every CPU and
+    /// owns its per-CPU setup (illumos: the hypervisor-management layer, HMA, sets `EFER.SVME`
+    /// and `VM_HSAVE_PA` for every registered hypervisor). The backend then only checks that
+    /// the extension is on and never changes that setup. Default: `false`, the backend
+    /// enables it itself.
+    fn virt_host_managed(&self) -> bool {
+        false
+    }
 
     // ----- Preemption -----
 

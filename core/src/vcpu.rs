@@ -15,9 +15,10 @@ use crate::abi::{
     KVM_EXIT_FAIL_ENTRY, KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_INTR, KVM_EXIT_IO,
     KVM_EXIT_IO_IN, KVM_EXIT_IO_OUT, KVM_EXIT_IRQ_WINDOW_OPEN, KVM_EXIT_MMIO, KVM_EXIT_SHUTDOWN,
     KVMIO, KvmEnableCap, KvmMpState, KvmRun, KvmRunExitFailEntry, KvmRunExitInternal, KvmRunExitIo,
-    KvmRunExitMmio, KvmSignalMask,
+    KvmRunExitMmio, KvmRunExitMsr, KvmSignalMask,
 };
-use crate::arch::{Arch, Completion, Exit, GuestPage};
+use crate::abi::{KVM_EXIT_X86_RDMSR, KVM_EXIT_X86_WRMSR};
+use crate::arch::{Arch, Completion, Exit, GuestPage, SyncArea};
 use crate::errno::{Errno, KResult};
 use crate::ioevent::Bus;
 use crate::kalloc::{KArc, vec_push};
@@ -71,6 +72,7 @@ impl Kicker {
 enum Pending {
     Io { input: bool, size: u8, count: u32 },
     Mmio { read: bool, len: u8 },
+    Msr,
 }
 
 struct VcpuInner<P: Platform> {
@@ -149,6 +151,41 @@ fn page_get<T: FromBytes + IntoBytes>(page: &impl Page, off: usize) -> KResult<T
         Ok(v)
     } else {
         Err(Errno::EFAULT)
+    }
+}
+
+/// The `kvm_run` header fields from `ready_for_interrupt_injection` to `apic_base`, written
+/// together on every return from `KVM_RUN`.
+struct RunHeaderTail {
+    ready_for_interrupt_injection: u8,
+    if_flag: u8,
+    flags: u16,
+    cr8: u64,
+    apic_base: u64,
+}
+
+const _: () = assert!(
+    offset_of!(KvmRun, if_flag) == offset_of!(KvmRun, ready_for_interrupt_injection) + 1
+        && offset_of!(KvmRun, flags) == offset_of!(KvmRun, ready_for_interrupt_injection) + 2
+        && offset_of!(KvmRun, cr8) == offset_of!(KvmRun, ready_for_interrupt_injection) + 4
+        && offset_of!(KvmRun, apic_base) == offset_of!(KvmRun, ready_for_interrupt_injection) + 12
+);
+
+impl RunHeaderTail {
+    /// The 20 bytes as they lie in `kvm_run`.
+    fn bytes(&self) -> [u8; 20] {
+        let mut b = [0u8; 20];
+        let (head, rest) = b.split_at_mut(4);
+        head.copy_from_slice(&[
+            self.ready_for_interrupt_injection,
+            self.if_flag,
+            self.flags.to_ne_bytes()[0],
+            self.flags.to_ne_bytes()[1],
+        ]);
+        let (cr8, apic) = rest.split_at_mut(8);
+        cr8.copy_from_slice(&self.cr8.to_ne_bytes());
+        apic.copy_from_slice(&self.apic_base.to_ne_bytes());
+        b
     }
 }
 
@@ -263,11 +300,18 @@ impl<P: Platform> VcpuFile<P> {
         let mut inner = vcpu.inner.lock();
         let inner = &mut *inner;
 
-        page_set(run, offset_of!(KvmRun, flags), &0u16)?;
-        let valid: u64 = page_get(run, offset_of!(KvmRun, kvm_valid_regs))?;
-        let dirty: u64 = page_get(run, offset_of!(KvmRun, kvm_dirty_regs))?;
+        let [valid, dirty]: [u64; 2] = page_get(run, offset_of!(KvmRun, kvm_valid_regs))?;
         if (valid | dirty) & !limits.sync_regs != 0 {
             return Err(Errno::EINVAL);
+        }
+        let area = SyncArea::new(
+            run,
+            offset_of!(KvmRun, s),
+            core::mem::size_of::<crate::abi::KvmRunSyncArea>(),
+        );
+        if dirty != 0 {
+            arch.vcpu_sync_import(&mut inner.arch, dirty, &area)?;
+            page_set(run, offset_of!(KvmRun, kvm_dirty_regs), &0u64)?;
         }
         let mut ctx = RunCtx::<P::Os, P::Arch> {
             os,
@@ -281,6 +325,13 @@ impl<P: Platform> VcpuFile<P> {
         if let Some(p) = inner.pending.take() {
             let done = match p {
                 Pending::Io { input, size, count } => Completion::Io { input, size, count },
+                Pending::Msr => {
+                    let m: KvmRunExitMsr = page_get(run, EXIT_OFF)?;
+                    Completion::Msr {
+                        error: m.error != 0,
+                        data: m.data,
+                    }
+                }
                 Pending::Mmio { read, len } => {
                     let m: KvmRunExitMmio = page_get(run, EXIT_OFF)?;
                     Completion::Mmio {
@@ -305,15 +356,24 @@ impl<P: Platform> VcpuFile<P> {
         };
         // Refreshed on every return, as KVM does, so a VMM with its own interrupt controller
         // can decide whether to inject.
+        // One write for ready_for_interrupt_injection, if_flag, flags (cleared), cr8 and
+        // apic_base, which lie together in the header.
         let f = arch.vcpu_run_flags(ctx.vcpu);
-        page_set(run, offset_of!(KvmRun, if_flag), &u8::from(f.if_flag))?;
+        let tail = RunHeaderTail {
+            ready_for_interrupt_injection: u8::from(f.ready_for_interrupt_injection),
+            if_flag: u8::from(f.if_flag),
+            flags: 0,
+            cr8: f.cr8,
+            apic_base: f.apic_base,
+        };
         page_set(
             run,
             offset_of!(KvmRun, ready_for_interrupt_injection),
-            &u8::from(f.ready_for_interrupt_injection),
+            &tail.bytes(),
         )?;
-        page_set(run, offset_of!(KvmRun, cr8), &f.cr8)?;
-        page_set(run, offset_of!(KvmRun, apic_base), &f.apic_base)?;
+        if valid != 0 {
+            arch.vcpu_sync_export(ctx.vcpu, valid, &area)?;
+        }
         let (ret, pending) = result?;
         inner.pending = pending;
         Ok(ret)
@@ -411,6 +471,30 @@ impl<P: Platform> VcpuFile<P> {
                             len,
                         },
                     )
+                }
+                Exit::Msr {
+                    write,
+                    reason,
+                    index,
+                    data,
+                } => {
+                    let m = KvmRunExitMsr {
+                        reason,
+                        index,
+                        data,
+                        ..Default::default()
+                    };
+                    page_set(run, EXIT_OFF, &m)?;
+                    let r = if write {
+                        KVM_EXIT_X86_WRMSR
+                    } else {
+                        KVM_EXIT_X86_RDMSR
+                    };
+                    (r, Pending::Msr)
+                }
+                Exit::Debug(d) => {
+                    page_set(run, EXIT_OFF, &d)?;
+                    return Self::finish(run, crate::abi::KVM_EXIT_DEBUG);
                 }
                 Exit::Hlt => return Self::finish(run, KVM_EXIT_HLT),
                 Exit::Shutdown => return Self::finish(run, KVM_EXIT_SHUTDOWN),

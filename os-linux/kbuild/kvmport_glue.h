@@ -34,6 +34,7 @@ void *kp_krealloc(void *p, size_t size);
 void *kp_page_zalloc(void);
 void kp_page_free(void *va);
 u64 kp_virt_to_phys(void *va);
+u64 kp_heap_virt_to_phys(const void *va);
 int kp_access_ok(unsigned long addr, unsigned long len);
 int kp_copy_from_user(void *dst, unsigned long src, unsigned long n);
 int kp_copy_to_user(unsigned long dst, const void *src, unsigned long n);

@@ -230,6 +230,11 @@ void *kp_krealloc(void *p, size_t size) { return krealloc(p, size, GFP_KERNEL_AC
 void *kp_page_zalloc(void) { return (void *)get_zeroed_page(GFP_KERNEL_ACCOUNT); }
 void kp_page_free(void *va) { free_page((unsigned long)va); }
 u64 kp_virt_to_phys(void *va) { return (u64)virt_to_phys(va); }
+/* kmalloc memory is in the direct map; anything else (vmalloc) gets ~0. */
+u64 kp_heap_virt_to_phys(const void *va)
+{
+	return virt_addr_valid(va) ? (u64)virt_to_phys((void *)va) : ~0ULL;
+}
 
 int kp_access_ok(unsigned long addr, unsigned long len) { return access_ok((void __user *)addr, len); }
 int kp_copy_from_user(void *dst, unsigned long src, unsigned long n)

@@ -15,6 +15,7 @@ unsafe extern "C" {
     pub fn kp_page_zalloc() -> *mut c_void;
     pub fn kp_page_free(va: *mut c_void);
     pub fn kp_virt_to_phys(va: *mut c_void) -> u64;
+    pub fn kp_heap_virt_to_phys(va: *const c_void) -> u64;
 
     pub fn kp_access_ok(addr: c_ulong, len: c_ulong) -> c_int;
     pub fn kp_copy_from_user(dst: *mut c_void, src: c_ulong, n: c_ulong) -> c_int;

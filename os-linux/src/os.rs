@@ -472,6 +472,13 @@ impl Os for LinuxOs {
         Ok(KPage { va })
     }
 
+    fn heap_phys_addr(&self, va: *const u8) -> Option<u64> {
+        // SAFETY: virt_addr_valid only inspects the address; the translation is read only
+        // for direct-map addresses, which kmalloc memory is.
+        let pa = unsafe { ffi::kp_heap_virt_to_phys(va.cast()) };
+        (pa != u64::MAX).then_some(pa)
+    }
+
     fn user_range_ok(&self, addr: UserAddr, len: u64) -> bool {
         // SAFETY: access_ok only compares numbers.
         unsafe { ffi::kp_access_ok(addr.0, len) != 0 }

@@ -20,7 +20,7 @@ use kvmport_kld_loader::{check, elf::Elf, freebsd::FreeBsd14};
 use crate::{Result, cargo, run, step, target_dir, workspace_root};
 
 /// Rust flags for the FreeBSD kernel object.
-const FREEBSD_RUSTFLAGS: &[&str] = &[
+pub(crate) const FREEBSD_RUSTFLAGS: &[&str] = &[
     "-Ccode-model=kernel",
     "-Crelocation-model=static",
     "-Crelro-level=off",
@@ -52,7 +52,7 @@ pub fn run_cmd(_args: &[String]) -> Result {
 }
 
 /// Finds lld: `ld.lld` on the PATH, else the toolchain's `rust-lld`.
-fn lld() -> Result<(PathBuf, bool)> {
+pub(crate) fn lld() -> Result<(PathBuf, bool)> {
     if Command::new("ld.lld").arg("--version").output().is_ok() {
         return Ok((PathBuf::from("ld.lld"), false));
     }

@@ -36,10 +36,13 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
   --strict        with --kvmport: also fail on a difference in a case that runs no guest code
   --fuzz SECS     after each run's suite, fuzz its device with kvm-fuzz for SECS seconds
   --fuzz-args A   kvm-fuzz arguments besides device and duration (default
-                  \"--guest-code hlt --no-state\": see docs/linux.md on the state-fuzz stall)
+                  \"--guest-code hlt\"; the kvm_amd run adds --no-state, see docs/linux.md,
+                  \"QEMU TCG: EFER.LME before CR4.PAE\")
   --no-reference  with --kvmport: skip the kvm_amd run
   --append ARGS   extra guest kernel command-line arguments (e.g. ignore_loglevel)
   --monitor SOCK  serve QEMU's human monitor on this Unix socket (to inspect a hung guest)
+  --demo          with --kvmport: run kvm-demo (a 64-bit guest greeting through port I/O)
+                  against kvmport before its suite
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
   --suite PATH    run this static binary instead of building kvmport-conformance
@@ -56,6 +59,10 @@ struct GuestRun {
     /// Modules from `/mods` to `insmod`, in order (unloaded in reverse order afterwards). A
     /// module may carry parameters after colons: `kvm-amd:npt=0:nested=0`.
     modules: &'static [&'static str],
+    /// Suite cases this run leaves out (`kvm-conformance --skip`), each for a stated reason.
+    skip: &'static [&'static str],
+    /// kvm-fuzz arguments this run adds to `--fuzz-args`.
+    fuzz_extra: &'static str,
     /// Judged case by case against the reference run (differences allowed only in cases that
     /// run guest code) instead of having to pass every case.
     compare: bool,
@@ -67,6 +74,15 @@ const REFERENCE_RUN: GuestRun = GuestRun {
     title: "reference (kvm_amd)",
     device: "/dev/kvm",
     modules: &["irqbypass", "kvm", "ccp", "kvm-amd"],
+    // kvm_amd gives QEMU's TCG SVM a guest EFER.LME with paging and PAE off; the #VMEXIT
+    // then leaves the guest's CR0 in the host (docs/linux.md, "QEMU TCG: LME before PAE")
+    // and the test VM dies. kvmport hides LME in that state.
+    // And QEMU's TCG reports a guest's INT3 only to the INTn intercept, never to the #BP
+    // exception intercept kvm_amd uses for software breakpoints: kvm_amd's guest takes the
+    // #BP itself (measured: SHUTDOWN with an empty IDT). kvmport intercepts both.
+    skip: &["run.sregs.lme_before_pae", "run.debug.sw_breakpoint"],
+    // For the same reason: fuzzed register state reaches that state within a minute.
+    fuzz_extra: "--no-state",
     compare: false,
 };
 
@@ -76,6 +92,8 @@ const KVMPORT_RUN: GuestRun = GuestRun {
     title: "kvmport",
     device: "/dev/kvm",
     modules: &["kvmport"],
+    skip: &[],
+    fuzz_extra: "",
     compare: true,
 };
 
@@ -150,15 +168,19 @@ while read -r label dev mods; do
     echo 0 > /sys/devices/system/cpu/cpu1/online && echo 1 > /sys/devices/system/cpu/cpu1/online
     echo "VMTEST-HOTPLUG $label rc=$?"
   fi
+  if [ $ok = 1 ] && [ -s "/etc/vmtest/demo-$label" ]; then
+    /bin/kvm-demo --device "$dev" </dev/null 2>&1
+    echo "VMTEST-DEMO $label rc=$?"
+  fi
   if [ $ok = 1 ]; then
     echo "VMTEST-SUITE-BEGIN $label"
-    /bin/kvm-conformance --device "$dev" $SUITE_ARGS </dev/null 2>&1
+    /bin/kvm-conformance --device "$dev" $(cat "/etc/vmtest/skip-$label") $SUITE_ARGS </dev/null 2>&1
     rc=$?
     echo "VMTEST-SUITE-END $label rc=$rc"
     [ $rc -ne 0 ] && fails=$((fails + 1))
     if [ "$FUZZ_SECS" -gt 0 ] 2>/dev/null; then
       # Random guest code crashes QEMU 10's TCG; by default the fuzzer's guests run HLT loops.
-      /bin/kvm-fuzz --device "$dev" --seconds "$FUZZ_SECS" $FUZZ_ARGS </dev/null >/tmp/fuzz.log 2>&1
+      /bin/kvm-fuzz --device "$dev" --seconds "$FUZZ_SECS" $FUZZ_ARGS $(cat "/etc/vmtest/fuzz-extra-$label") </dev/null >/tmp/fuzz.log 2>&1
       frc=$?
       grep -E '^(fuzz:|kvm-fuzz:)' /tmp/fuzz.log
       echo "VMTEST-FUZZ $label rc=$frc"
@@ -171,6 +193,11 @@ while read -r label dev mods; do
     rmmod "$(echo "$m" | tr - _)" </dev/null
     echo "VMTEST-RMMOD $label $m rc=$?"
   done
+  # This run's kernel messages, while its phase is current: lines below the console's log level
+  # (user-space fault notes, for instance) are judged against the run that caused them.
+  echo "VMTEST-DMESG-BEGIN $label"
+  dmesg -c
+  echo "VMTEST-DMESG-END $label"
   echo "VMTEST-SLAB $label after-unload $(slab)"
 done </etc/vmtest/runs
 echo "VMTEST-DMESG-BEGIN"
@@ -208,6 +235,8 @@ struct Opts {
     append: String,
     /// A Unix socket for QEMU's human monitor (debugging a hung guest).
     monitor: Option<PathBuf>,
+    /// Run `kvm-demo` against kvmport before its suite.
+    demo: bool,
 }
 
 impl Opts {
@@ -222,10 +251,11 @@ impl Opts {
             kvmport: false,
             strict: false,
             fuzz: 0,
-            fuzz_args: "--guest-code hlt --no-state".to_string(),
+            fuzz_args: "--guest-code hlt".to_string(),
             no_reference: false,
             append: String::new(),
             monitor: None,
+            demo: false,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -261,14 +291,15 @@ impl Opts {
                 "--no-reference" => o.no_reference = true,
                 "--append" => o.append = value("--append")?,
                 "--monitor" => o.monitor = Some(PathBuf::from(value("--monitor")?)),
+                "--demo" => o.demo = true,
                 "--" => {
                     o.suite_args = it.by_ref().cloned().collect();
                 }
                 other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
             }
         }
-        if o.no_reference && !o.kvmport {
-            return Err(format!("--no-reference needs --kvmport\n{USAGE}"));
+        if (o.no_reference || o.demo) && !o.kvmport {
+            return Err(format!("--no-reference and --demo need --kvmport\n{USAGE}"));
         }
         if o.suite_args.iter().any(|a| a.contains(char::is_whitespace)) {
             return Err("suite arguments cannot contain whitespace".into());
@@ -306,6 +337,7 @@ pub fn run(args: &[String]) -> Result {
         guest_cases: HashSet::new(),
         strict: opts.strict,
         fuzzer: None,
+        demo: None,
     };
     if opts.fuzz > 0 {
         plan.fuzzer = Some(step_val("vmtest: kvm-fuzz", fuzzer_binary)?);
@@ -316,6 +348,17 @@ pub fn run(args: &[String]) -> Result {
         })?;
         plan.modules.push(("kvmport".to_string(), ko));
         plan.runs.push(&KVMPORT_RUN);
+        if opts.demo {
+            // Built with the suite, from the same package.
+            let demo = suite.with_file_name("kvm-demo");
+            if !demo.is_file() {
+                return Err(format!(
+                    "{} not found (built with the suite)",
+                    demo.display()
+                ));
+            }
+            plan.demo = Some(demo);
+        }
         plan.guest_cases = step_val("vmtest: cases that run guest code", || guest_cases(&suite))?;
     }
     let initrd = step_val("vmtest: initramfs", || {
@@ -825,6 +868,8 @@ struct Plan {
     strict: bool,
     /// The static `kvm-fuzz`, when fuzzing.
     fuzzer: Option<PathBuf>,
+    /// The static `kvm-demo`, with `--demo` (run against kvmport).
+    demo: Option<PathBuf>,
 }
 
 /// The suite cases that run guest code: `--list` prints `NAME [guest]` for them.
@@ -889,6 +934,19 @@ fn write_initramfs(
     a.file("etc/vmtest/runs", 0o644, runs_file(&plan.runs).as_bytes());
     let args = opts.suite_args.join(" ") + "\n";
     a.file("etc/vmtest/suite-args", 0o644, args.as_bytes());
+    for r in &plan.runs {
+        let skip: String = r.skip.iter().map(|c| format!("--skip {c} ")).collect();
+        a.file(
+            &format!("etc/vmtest/skip-{}", r.label),
+            0o644,
+            format!("{skip}\n").as_bytes(),
+        );
+        a.file(
+            &format!("etc/vmtest/fuzz-extra-{}", r.label),
+            0o644,
+            format!("{}\n", r.fuzz_extra).as_bytes(),
+        );
+    }
     for (name, p) in &plan.modules {
         let bytes = fs::read(p).map_err(io_err(p))?;
         a.file(&format!("mods/{name}.ko"), 0o644, &bytes);
@@ -901,6 +959,15 @@ fn write_initramfs(
     if let Some(f) = &plan.fuzzer {
         let bytes = fs::read(f).map_err(io_err(f))?;
         a.file("bin/kvm-fuzz", 0o755, &bytes);
+    }
+    if let Some(d) = &plan.demo {
+        let bytes = fs::read(d).map_err(io_err(d))?;
+        a.file("bin/kvm-demo", 0o755, &bytes);
+        a.file(
+            &format!("etc/vmtest/demo-{}", KVMPORT_RUN.label),
+            0o644,
+            b"1\n",
+        );
     }
     let bytes = a.finish();
 
@@ -936,6 +1003,8 @@ enum Event {
     SuiteOutput(String),
     /// A kernel problem line.
     Bad(String),
+    /// A line of `kvm-demo`.
+    Demo(String),
     /// A failed `insmod` or `rmmod`, or a run whose suite never started.
     StepFailed(String),
     /// `/init` finished (the marker line).
@@ -983,6 +1052,8 @@ struct Judge {
     slab: Vec<String>,
     /// kvmport's unload report (`outstanding: N allocations, N pages, N held pages`).
     leak_report: Option<String>,
+    /// `kvm-demo`'s lines.
+    demo: Vec<String>,
     /// For deduplicating `bad` (console lines reappear in the dmesg dump).
     seen_bad: HashSet<String>,
     /// The first problem line and the lines after it (up to [`CONTEXT_LINES`]).
@@ -1034,6 +1105,10 @@ impl Judge {
                 String::new()
             };
         }
+        if first == "kvm-demo:" {
+            self.demo.push(line.trim_end().to_string());
+            return Event::Demo(line.trim_end().to_string());
+        }
         match first {
             "VMTEST-INIT" => {
                 self.init = true;
@@ -1058,7 +1133,7 @@ impl Judge {
                     .push(line.trim_start_matches("VMTEST-SLAB ").to_string());
                 return Event::Other;
             }
-            "VMTEST-INSMOD" | "VMTEST-RMMOD" | "VMTEST-HOTPLUG" | "VMTEST-FUZZ"
+            "VMTEST-INSMOD" | "VMTEST-RMMOD" | "VMTEST-HOTPLUG" | "VMTEST-FUZZ" | "VMTEST-DEMO"
                 if rc_of(line) != Some(0) =>
             {
                 self.step_failures.push(line.to_string());
@@ -1333,6 +1408,7 @@ fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, opts: &Opts) -> Result<Outco
             Event::Case(c) => eprintln!("    {c}"),
             Event::SuiteOutput(l) => eprintln!("    | {l}"),
             Event::Bad(b) => eprintln!("[{el:6.1}s] !! {b}"),
+            Event::Demo(d) => eprintln!("[{el:6.1}s] {d}"),
             Event::StepFailed(s) => eprintln!("[{el:6.1}s] !! {s}"),
             Event::Done(marker) => {
                 eprintln!("[{el:6.1}s] {marker}");
@@ -1417,6 +1493,18 @@ impl Outcome {
         }
         if let Some(r) = &j.leak_report {
             println!("{r}");
+        }
+        if plan.demo.is_some() {
+            for d in &j.demo {
+                println!("{d}");
+            }
+            if !j
+                .demo
+                .iter()
+                .any(|d| d.starts_with("kvm-demo: guest says:"))
+            {
+                failures.push("kvm-demo: the guest's greeting never arrived".into());
+            }
         }
         let reference = j.runs.iter().find(|r| r.label == REFERENCE_RUN.label);
         for e in &plan.runs {

@@ -15,41 +15,22 @@ use kvmport_core::abi::{
     KvmUserspaceMemoryRegion,
 };
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-
-/// Turns the result of a command that creates a file into an owned fd.
-fn new_fd(ret: i64) -> Result<Fd, Errno> {
-    let raw = i32::try_from(ret).map_err(|_| Errno::ERANGE)?;
-    if raw < 0 {
-        return Err(Errno::ERANGE);
-    }
-    // SAFETY: the kernel just installed `raw` in this process's fd table for the caller, and
-    // nothing else owns it.
-    Ok(Fd::new(unsafe { OwnedFd::from_raw_fd(raw) }))
-}
 
 /// The system fd: an open KVM device node.
 #[derive(Debug)]
 pub struct Kvm {
     fd: Fd,
+    path: Arc<PathBuf>,
 }
 
 impl Kvm {
     /// Opens the device node at `path` read-write (close-on-exec).
     pub fn open(path: impl AsRef<Path>) -> io::Result<Kvm> {
-        if let Some(t) = crate::sys::transport() {
-            return Ok(Kvm {
-                fd: Fd::new(t.open(path.as_ref())?),
-            });
-        }
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)?;
         Ok(Kvm {
-            fd: Fd::new(OwnedFd::from(f)),
+            fd: Fd::new(crate::sys::open(path.as_ref())?),
+            path: Arc::new(path.as_ref().to_path_buf()),
         })
     }
 
@@ -81,10 +62,11 @@ impl Kvm {
 
     /// `KVM_CREATE_VM` with machine type `ty`.
     pub fn create_vm(&self, ty: u64) -> Result<Vm, Errno> {
-        let fd = new_fd(self.fd.ioctl_val(KVM_CREATE_VM, ty)?)?;
+        let fd = crate::sys::create(self.fd.raw(), &self.path, KVM_CREATE_VM, ty)?;
         Ok(Vm {
-            fd,
+            fd: Fd::new(fd),
             keep: Arc::default(),
+            path: self.path.clone(),
         })
     }
 
@@ -111,6 +93,8 @@ type KeepAlive = Arc<Mutex<Vec<GuestMem>>>;
 pub struct Vm {
     fd: Fd,
     keep: KeepAlive,
+    /// The device node, for the illumos rule's clone opens.
+    path: Arc<PathBuf>,
 }
 
 impl Vm {
@@ -126,9 +110,9 @@ impl Vm {
 
     /// `KVM_CREATE_VCPU` with vCPU id `id`.
     pub fn create_vcpu(&self, id: u64) -> Result<Vcpu, Errno> {
-        let fd = new_fd(self.fd.ioctl_val(KVM_CREATE_VCPU, id)?)?;
+        let fd = crate::sys::create(self.fd.raw(), &self.path, KVM_CREATE_VCPU, id)?;
         Ok(Vcpu {
-            fd,
+            fd: Fd::new(fd),
             keep: Arc::clone(&self.keep),
         })
     }

@@ -6,6 +6,9 @@
 //!
 //! * Linux and illumos: `ioctl(fd, linux_cmd, arg)` directly.
 //! * FreeBSD: every command travels inside one wrapper ioctl, [`sys::KvmportIoctl`].
+//! * Creating a VM or vCPU fd: on Linux and FreeBSD the command returns it; on illumos
+//!   (cloned minors) the client opens the device again and binds the new object to that fd
+//!   with [`sys::KVMPORT_CLONE`] ([`sys::create`]). [`sys::OsRule`] names the three rules.
 //!
 //! Everything else (command numbers, struct layouts, `mmap` of the vCPU fd) is the Linux KVM
 //! ABI from [`kvmport_core::abi`]. The client never uses the core's implementation.

@@ -22,9 +22,59 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::path::Path;
 use std::sync::OnceLock;
 
+/// How KVM commands and new KVM files reach the driver on an OS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OsRule {
+    /// Linux: `ioctl(fd, linux_cmd, arg)`; creating commands return a new fd.
+    Linux,
+    /// FreeBSD: every command inside the wrapper [`KVMPORT_IOCTL`]; creating commands return
+    /// a new fd (in `ret`).
+    FreeBsd,
+    /// illumos: `ioctl(fd, linux_cmd, arg)`; creating commands through cloned minors: open
+    /// the device again and issue [`KVMPORT_CLONE`] on the new fd (see [`create`]).
+    Illumos,
+}
+
+impl OsRule {
+    /// The rule of the OS this client was compiled for.
+    pub const fn native() -> OsRule {
+        if cfg!(target_os = "freebsd") {
+            OsRule::FreeBsd
+        } else if cfg!(target_os = "illumos") {
+            OsRule::Illumos
+        } else {
+            OsRule::Linux
+        }
+    }
+}
+
+/// The rule in force: the installed transport's, else this OS's.
+pub fn rule() -> OsRule {
+    transport().map_or(OsRule::native(), |t| t.rule())
+}
+
 /// The system calls on KVM files, served by something other than this process's kernel
-/// (the FreeBSD loader harness). It behaves as FreeBSD's system calls would.
+/// (the FreeBSD and illumos loader harnesses). It behaves as that OS's system calls would.
 pub trait Transport: Sync {
+    /// Which OS's rule the transport serves (default: FreeBSD's).
+    fn rule(&self) -> OsRule {
+        OsRule::FreeBsd
+    }
+
+    /// illumos `ioctl(fd, cmd, arg)`: the driver gets the raw command and argument; the
+    /// result is the driver's `*rvalp`. Only transports with [`OsRule::Illumos`] implement it.
+    ///
+    /// # Safety
+    /// As [`ioctl`].
+    unsafe fn ioctl_value(&self, _fd: RawFd, _cmd: u32, _arg: u64) -> Result<i64, Errno> {
+        Err(Errno(libc::ENOTTY))
+    }
+
+    /// `fstat(fd).st_rdev`: the device number of an open device file.
+    fn rdev(&self, _fd: RawFd) -> io::Result<u64> {
+        Err(io::Error::from_raw_os_error(libc::ENOTSUP))
+    }
+
     /// `open(path, O_RDWR | O_CLOEXEC)`: a new descriptor the transport owns the meaning of.
     fn open(&self, path: &Path) -> io::Result<OwnedFd>;
 
@@ -192,6 +242,108 @@ pub fn errno_from_linux(linux: i32) -> Errno {
     }
 }
 
+/// Issues `linux_cmd` through the transport, by its rule.
+///
+/// # Safety
+/// As [`ioctl`].
+unsafe fn via_transport(
+    t: &dyn Transport,
+    fd: RawFd,
+    linux_cmd: u32,
+    arg: u64,
+) -> Result<i64, Errno> {
+    match t.rule() {
+        // SAFETY: forwarded to the caller.
+        OsRule::Illumos | OsRule::Linux => unsafe { t.ioctl_value(fd, linux_cmd, arg) },
+        // SAFETY: the transport copies exactly the 24-byte request in and out; what the
+        // driver does through `arg` is covered by the caller's guarantee.
+        OsRule::FreeBsd => wrapped(linux_cmd, arg, |req| unsafe {
+            t.ioctl(fd, KVMPORT_IOCTL, req.cast())
+        }),
+    }
+}
+
+/// The illumos clone command's argument (`struct kvmport_clone`): run `linux_cmd` (a creating
+/// command) with `arg` on the file whose device number is `src_dev`, and bind what it makes
+/// to the fd the command is issued on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvmportClone {
+    /// `KVM_CREATE_VM` or `KVM_CREATE_VCPU`.
+    pub linux_cmd: u32,
+    /// Zero.
+    pub pad: u32,
+    /// `st_rdev` of the system or VM fd the command is meant for.
+    pub src_dev: u64,
+    /// The command's argument.
+    pub arg: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<KvmportClone>() == 24);
+
+/// The illumos clone command, `_IOW('k', 0x10, struct kvmport_clone)` in Linux's encoding.
+pub const KVMPORT_CLONE: u32 = (1 << 30) | (24 << 16) | ((b'k' as u32) << 8) | 0x10;
+
+const _: () = assert!(KVMPORT_CLONE == 0x4018_6B10);
+
+/// Opens the KVM device at `path` (read-write, close-on-exec), through the transport if one
+/// is installed.
+pub fn open(path: &Path) -> io::Result<OwnedFd> {
+    if let Some(t) = transport() {
+        return t.open(path);
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    Ok(OwnedFd::from(f))
+}
+
+/// The device number of the open device file `fd`.
+pub fn rdev(fd: RawFd) -> io::Result<u64> {
+    if let Some(t) = transport() {
+        return t.rdev(fd);
+    }
+    // SAFETY: an all-zero `stat` is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes the live local.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // CAST: `dev_t` is an unsigned integer of at most 64 bits on every supported OS.
+    Ok(st.st_rdev as u64)
+}
+
+/// Runs a command that makes a new KVM file (`KVM_CREATE_VM` on a system fd,
+/// `KVM_CREATE_VCPU` on a VM fd) and returns the new fd, by the OS's rule: on Linux and
+/// FreeBSD the command returns it; on illumos (cloned minors) the device at `path` is opened
+/// again and [`KVMPORT_CLONE`] on the new fd binds the object the command made to it.
+pub fn create(fd: RawFd, path: &Path, linux_cmd: u32, arg: u64) -> Result<OwnedFd, Errno> {
+    if rule() != OsRule::Illumos {
+        // SAFETY: the creating commands take an integer argument.
+        let ret = unsafe { ioctl(fd, linux_cmd, arg)? };
+        let raw = i32::try_from(ret).map_err(|_| Errno::ERANGE)?;
+        if raw < 0 {
+            return Err(Errno::ERANGE);
+        }
+        // SAFETY: the kernel just installed `raw` in this process's fd table for the caller,
+        // and nothing else owns it.
+        return Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) });
+    }
+    let src_dev = rdev(fd).map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EBADF)))?;
+    let new = open(path).map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::ENXIO)))?;
+    let new = crate::Fd::new(new);
+    let req = KvmportClone {
+        linux_cmd,
+        pad: 0,
+        src_dev,
+        arg,
+    };
+    // SAFETY: the clone command reads exactly the 24-byte request, a live local.
+    unsafe { ioctl(new.raw(), KVMPORT_CLONE, (&raw const req) as u64)? };
+    Ok(new.into_owned())
+}
+
 cfg_if::cfg_if! {
     if #[cfg(any(target_os = "linux", target_os = "illumos"))] {
         /// Issues `linux_cmd` on `fd`: a direct `ioctl(2)` with the Linux number.
@@ -202,11 +354,8 @@ cfg_if::cfg_if! {
         /// makes, or be inaccessible so that the access fails with `EFAULT`.
         pub unsafe fn ioctl(fd: RawFd, linux_cmd: u32, arg: u64) -> Result<i64, Errno> {
             if let Some(t) = transport() {
-                // SAFETY: the transport copies exactly the 24-byte request in and out; what
-                // the driver does through `arg` is covered by the caller's guarantee.
-                return wrapped(linux_cmd, arg, |req| unsafe {
-                    t.ioctl(fd, KVMPORT_IOCTL, req.cast())
-                });
+                // SAFETY: forwarded to the caller.
+                return unsafe { via_transport(t, fd, linux_cmd, arg) };
             }
             // CAST: the request type is `c_ulong` or `c_int` depending on the libc; the kernel
             // takes the low 32 bits either way.
@@ -223,14 +372,15 @@ cfg_if::cfg_if! {
         /// stored where `arg` points), that memory must be valid for the accesses the command
         /// makes, or be inaccessible so that the access fails with `EFAULT`.
         pub unsafe fn ioctl(fd: RawFd, linux_cmd: u32, arg: u64) -> Result<i64, Errno> {
+            if let Some(t) = transport() {
+                // SAFETY: forwarded to the caller.
+                return unsafe { via_transport(t, fd, linux_cmd, arg) };
+            }
             wrapped(linux_cmd, arg, |req| {
                 // SAFETY: `req` is a live, writable `KvmportIoctl`, which is all the wrapper
                 // command itself reads and writes (or the transport's, which does the same);
                 // what the driver does through `arg` is covered by the caller's guarantee.
                 unsafe {
-                    if let Some(t) = transport() {
-                        return t.ioctl(fd, KVMPORT_IOCTL, req.cast());
-                    }
                     if libc::ioctl(fd, libc::c_ulong::from(KVMPORT_IOCTL), req) < 0 {
                         return Err(Errno::last());
                     }

@@ -5,3 +5,4 @@
 pub mod cases;
 pub mod guest;
 pub mod harness;
+pub mod judge;

@@ -7,12 +7,20 @@ use std::fmt;
 use crate::elf::*;
 
 /// What a kernel's module loader accepts and what it provides: the pluggable part of the
-/// checker and the loader harness (FreeBSD now; illumos next).
+/// checker and the loader harness (FreeBSD 14 and illumos).
 pub trait Personality {
     /// The OS and release line, e.g. `FreeBSD 14 amd64`.
     fn name(&self) -> &'static str;
+    /// The name the loader's own error messages carry (`kldload`, `krtld`).
+    fn loader(&self) -> &'static str {
+        "kldload"
+    }
     /// Whether the loader applies relocation type `kind` in a loaded section.
     fn reloc_allowed(&self, kind: u32) -> bool;
+    /// Whether the loader processes `SHT_REL` sections (besides `SHT_RELA`).
+    fn rel_allowed(&self) -> bool {
+        true
+    }
     /// Whether a section (by its header) is placed in memory by the loader.
     fn section_loaded(&self, s: &Section) -> bool;
     /// OS-specific rules (required linker sets or entry points); adds to `r.problems`.

@@ -194,6 +194,13 @@ pub fn load(
         let Some(&tbase) = loaded.section_addr.get(&(s.info as usize)) else {
             continue;
         };
+        if s.kind == SHT_REL && !os.rel_allowed() {
+            return Err(format!(
+                "{}: can't process type SHT_REL ({})",
+                os.loader(),
+                s.name
+            ));
+        }
         let tsize = elf.sections.get(s.info as usize).map_or(0, |t| t.size);
         for r in elf.relocs(s).map_err(|e| e.to_string())? {
             let width = match r.kind {
@@ -222,7 +229,8 @@ pub fn load(
             };
             if !os.reloc_allowed(r.kind) {
                 return Err(format!(
-                    "kldload: unexpected relocation type {} ({})",
+                    "{}: unexpected relocation type {} ({})",
+                    os.loader(),
                     r.kind,
                     reloc_name(r.kind)
                 ));

@@ -260,3 +260,66 @@ mod load {
         assert!(e.contains("does not fit"), "{e}");
     }
 }
+
+/// illumos krtld: the same object lacks the entry points; GOT types are refused; SHT_REL is
+/// refused; the static types pass the relocation check.
+mod illumos {
+    use super::*;
+    use kvmport_kld_loader::illumos::Illumos;
+
+    fn report(o: &Obj) -> kvmport_kld_loader::check::Report {
+        check(&Elf::parse(object(o)).expect("parse"), &Illumos)
+    }
+
+    #[test]
+    fn requires_entry_points() {
+        let r = report(&Obj::default());
+        for e in ["_init", "_fini", "_info"] {
+            assert!(
+                r.problems
+                    .iter()
+                    .any(|p| p.contains(&format!("entry point {e} "))),
+                "{r}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_got_tls_and_32() {
+        for (ty, name) in [
+            (9, "R_X86_64_GOTPCREL"),
+            (42, "R_X86_64_REX_GOTPCRELX"),
+            (10, "R_X86_64_32"),
+            (19, "R_X86_64_TLS*"),
+        ] {
+            let r = report(&Obj {
+                reloc: ty,
+                ..Obj::default()
+            });
+            assert!(r.problems.iter().any(|p| p.contains(name)), "{name}: {r}");
+        }
+        for ty in [0, 1, 2, 4, 11] {
+            let r = report(&Obj {
+                reloc: ty,
+                ..Obj::default()
+            });
+            assert!(
+                !r.problems
+                    .iter()
+                    .any(|p| p.contains("rejects this relocation")),
+                "type {ty}: {r}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_sht_rel() {
+        let mut d = object(&Obj::default());
+        // Section header 4 is `.rela.text`: make it SHT_REL (type at +4 of the header).
+        let shoff = u64::from_le_bytes(d[40..48].try_into().expect("8 bytes")) as usize;
+        let at = shoff + 4 * 64 + 4;
+        d[at..at + 4].copy_from_slice(&9u32.to_le_bytes());
+        let r = check(&Elf::parse(d).expect("parse"), &Illumos);
+        assert!(r.problems.iter().any(|p| p.contains("SHT_REL")), "{r}");
+    }
+}

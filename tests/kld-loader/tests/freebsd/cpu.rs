@@ -73,6 +73,12 @@ pub fn msr_read(cpu: usize, msr: u32) -> u64 {
     0
 }
 
+/// Sets an MSR of `cpu` (what the host kernel does, e.g. illumos HMA enabling SVM).
+#[allow(dead_code, reason = "used by the illumos harness, which includes this file")]
+pub fn msr_set(cpu: usize, msr: u32, value: u64) {
+    msr_write(cpu, msr, value);
+}
+
 fn msr_write(cpu: usize, msr: u32, value: u64) {
     let key = u64::from(msr) + 1;
     for (k, v) in &MSRS[cpu] {
