@@ -287,6 +287,9 @@ const L1_ECX: u32 = (1 << 0)
 const L1_ECX_AVX: u32 = (1 << 12) | (1 << 28) | (1 << 29);
 /// Leaf 1 ECX: the hypervisor-present bit.
 const L1_ECX_HYPERVISOR: u32 = 1 << 31;
+/// Leaf 1 ECX: the TSC-deadline timer, emulated by the in-kernel local APIC whatever the
+/// host has (AMD processors have none), as Linux KVM reports it.
+const L1_ECX_TSC_DEADLINE: u32 = 1 << 24;
 /// Leaf 1 EDX: FPU, VME, DE, PSE, TSC, MSR, PAE, CX8, APIC, SEP, PGE, CMOV, PAT, PSE36,
 /// CLFLUSH, MMX, FXSR, SSE, SSE2.
 const L1_EDX: u32 = (1 << 0)
@@ -399,7 +402,7 @@ pub fn supported<H: Hw>(hw: &H) -> KResult<Vec<KvmCpuidEntry2>> {
         let l = Leaf {
             eax: h.eax,
             ebx: h.ebx & 0xffff,
-            ecx: (h.ecx & (L1_ECX | avx_if(L1_ECX_AVX))) | L1_ECX_HYPERVISOR,
+            ecx: (h.ecx & (L1_ECX | avx_if(L1_ECX_AVX))) | L1_ECX_HYPERVISOR | L1_ECX_TSC_DEADLINE,
             edx: h.edx & L1_EDX,
         };
         vec_push(&mut t, entry(1, 0, 0, l))?;

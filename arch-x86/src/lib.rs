@@ -12,7 +12,8 @@
 //! backend), and the pure pieces of MMIO emulation without decode assists: [`decode`] (the
 //! x86 instruction decoder), [`walk`] (guest page walks, segment arithmetic, instruction
 //! fetch) and [`emulate`] (MMIO access plans and their completion, string port I/O
-//! registers).
+//! registers), and [`irqchip`] (the in-kernel PIC, IOAPIC and local APICs of
+//! `KVM_CREATE_IRQCHIP`).
 #![no_std]
 #![deny(
     clippy::unwrap_used,
@@ -40,6 +41,7 @@ pub mod crwrite;
 pub mod decode;
 pub mod emulate;
 pub mod hw;
+pub mod irqchip;
 pub mod msr;
 pub mod state;
 pub mod svm;

@@ -9,6 +9,7 @@ use core::any::Any;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kvmport_core::abi::cap::Cap;
+use kvmport_core::abi::ioctl::{KVM_CREATE_IRQCHIP, KVM_GET_LAPIC, KVM_SET_LAPIC};
 use kvmport_core::abi::ioctl::{
     KVM_GET_CLOCK, KVM_GET_CPUID2, KVM_GET_DEBUGREGS, KVM_GET_EMULATED_CPUID, KVM_GET_IRQCHIP,
     KVM_GET_MSR_FEATURE_INDEX_LIST, KVM_GET_MSR_INDEX_LIST, KVM_GET_MSRS, KVM_GET_SREGS2,
@@ -46,10 +47,14 @@ use crate::hw::{
     EFER_LMA, EFER_SVME, Hw, MSR_EFER, MSR_UCODE_REV, MSR_VM_CR, MSR_VM_HSAVE_PA, RealHw,
     VM_CR_SVMDIS, XsaveArea,
 };
+use crate::irqchip::lapic::MpState;
+use crate::irqchip::vmchip::{ApicSlot, VmChip};
 use crate::msr::{self, MsrHost};
 use crate::state::{SregsCommon, VcpuState, cr0, frozen_cpuid_matches, xsave};
 use crate::vmrun::{self, IoExit, Npt, VmcbImage, code, ctl, misc1, misc2};
 use crate::walk::{self, GuestMem};
+use kvmport_core::KArc;
+use kvmport_core::abi::x86::KvmLapicState;
 use kvmport_core::abi::x86::KvmRegs as Regs;
 use kvmport_core::abi::x86::{
     KVM_GUESTDBG_BLOCKIRQ, KVM_GUESTDBG_INJECT_BP, KVM_GUESTDBG_INJECT_DB, KVM_GUESTDBG_USE_HW_BP,
@@ -64,6 +69,9 @@ use kvmport_core::abi::{
     KVM_MSR_EXIT_REASON_INVAL, KVM_MSR_EXIT_REASON_UNKNOWN,
 };
 use kvmport_core::os::Lock;
+
+mod irq;
+use irq::{create_irqchip, vm_chip};
 
 /// Most vCPUs per VM (kvm_amd's `KVM_MAX_VCPUS` in the reference configuration).
 pub const MAX_VCPUS: u32 = 4096;
@@ -157,6 +165,27 @@ pub struct SvmVm<O: Os> {
     /// `KVM_X86_DISABLE_EXITS_*` bits enabled (`KVM_CAP_X86_DISABLE_EXITS`); vCPUs created
     /// afterwards take them, as on KVM.
     disabled_exits: AtomicU32,
+    /// The in-kernel irqchip, once created, and how many vCPUs were created (it must come
+    /// first).
+    irq: O::Mutex<IrqVm<O>>,
+}
+
+/// See [`SvmVm::irq`].
+struct IrqVm<O: Os> {
+    chip: Option<KArc<VmChip<O>>>,
+    vcpus: u32,
+}
+
+/// A vCPU's place in the VM's irqchip; unregisters its local APIC when the vCPU goes.
+pub struct VcpuIrq<O: Os> {
+    chip: KArc<VmChip<O>>,
+    slot: KArc<ApicSlot<O>>,
+}
+
+impl<O: Os> Drop for VcpuIrq<O> {
+    fn drop(&mut self) {
+        self.chip.remove_vcpu(&self.slot);
+    }
 }
 
 /// Per-vCPU state: the ABI-visible state model, the VMCB page and its software image.
@@ -181,6 +210,10 @@ pub struct SvmVcpu<O: Os> {
     /// An exit decided while completing the last access (the second access of a
     /// read-modify-write, or an emulation failure), returned before the guest runs again.
     queued_exit: Option<Exit>,
+    /// The local APIC, with an in-kernel irqchip.
+    irq: Option<VcpuIrq<O>>,
+    /// The irqchip has an interrupt the guest cannot take yet: run with a VINTR window.
+    irq_window: bool,
     /// An `RDMSR` (true) or `WRMSR` (false) that went to user space; RIP is still on it.
     pending_msr: Option<bool>,
     /// `HLT` runs in the guest (`KVM_X86_DISABLE_EXITS_HLT` was on when the vCPU was made).
@@ -735,13 +768,14 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         }
     }
 
-    /// The x86 capabilities: 1 (or a size) for what this backend implements, 0 for what it
-    /// does not yet (in-kernel irqchip, HLT exits, SMM, sync regs, guest debugging).
+    /// The x86 capabilities: 1 (or a size) for what this backend implements (the in-kernel
+    /// irqchip included), 0 for what it does not yet (split irqchip, HLT exits, SMM, sync regs,
+    /// guest debugging).
     fn check_extension(&self, cap: u64, _vm: Option<&SvmVm<O>>) -> Option<i64> {
         let xsave = i64::from(self.host_xsave);
         Some(match Cap::from_raw(cap)? {
-            Cap::Irqchip
-            | Cap::Hlt
+            Cap::Irqchip | Cap::IrqInjectStatus => 1,
+            Cap::Hlt
             | Cap::X86Smm
             | Cap::SplitIrqchip
             | Cap::ExceptionPayload
@@ -803,15 +837,20 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             clock_offset: AtomicU64::new(0u64.wrapping_sub(os.time_monotonic_ns())),
             asid,
             npt: O::Mutex::new(Npt::default())?,
+            irq: O::Mutex::new(IrqVm {
+                chip: None,
+                vcpus: 0,
+            })?,
             msr_exits: AtomicU32::new(0),
             disabled_exits: AtomicU32::new(0),
         })
     }
 
     /// `KVM_SET_TSS_ADDR` (accepted and ignored: SVM runs real mode natively, no TSS is
-    /// needed), `KVM_SET_IDENTITY_MAP_ADDR` (likewise ignored; refused once vCPUs exist), and
-    /// the in-kernel irqchip commands, which fail with `ENXIO` (there is none), and the VM
-    /// clock (`KVM_GET_CLOCK`/`KVM_SET_CLOCK`: the host's monotonic clock plus an offset).
+    /// needed), `KVM_SET_IDENTITY_MAP_ADDR` (likewise ignored; refused once vCPUs exist), the
+    /// in-kernel irqchip commands (`KVM_CREATE_IRQCHIP`, `KVM_IRQ_LINE(_STATUS)`,
+    /// `KVM_GET/SET_IRQCHIP`; `ENXIO` before `KVM_CREATE_IRQCHIP`), and the VM clock
+    /// (`KVM_GET_CLOCK`/`KVM_SET_CLOCK`: the host's monotonic clock plus an offset).
     fn vm_ioctl(
         &self,
         os: &O,
@@ -825,14 +864,36 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             KVM_SET_TSS_ADDR => Ok(0),
             KVM_SET_IDENTITY_MAP_ADDR if info.created_vcpus > 0 => Err(Errno::EINVAL),
             KVM_SET_IDENTITY_MAP_ADDR => user::read::<_, u64>(os, UserAddr(arg)).map(|_| 0),
-            // There is no in-kernel interrupt controller: the argument is read (EFAULT), then
-            // the command has nothing to act on.
+            KVM_CREATE_IRQCHIP => create_irqchip(vm, info).map(|()| 0),
+            // The argument is read first (EFAULT), then without an in-kernel interrupt
+            // controller the command has nothing to act on (ENXIO).
             KVM_IRQ_LINE | KVM_IRQ_LINE_STATUS => {
-                user::read::<_, KvmIrqLevel>(os, UserAddr(arg)).and(Err(Errno::ENXIO))
+                user::read::<_, KvmIrqLevel>(os, UserAddr(arg)).and_then(|l| {
+                    let chip = vm_chip(vm).ok_or(Errno::ENXIO)?;
+                    let status = chip.set_gsi(os, l.irq, l.level != 0);
+                    if cmd == KVM_IRQ_LINE_STATUS {
+                        let out = KvmIrqLevel {
+                            // CAST: the C union member `status` is an i32.
+                            irq: status as u32,
+                            level: l.level,
+                        };
+                        user::write(os, UserAddr(arg), &out)?;
+                    }
+                    Ok(0)
+                })
             }
-            KVM_GET_IRQCHIP | KVM_SET_IRQCHIP => {
-                user::read::<_, KvmIrqchip>(os, UserAddr(arg)).and(Err(Errno::ENXIO))
-            }
+            KVM_GET_IRQCHIP => user::read::<_, KvmIrqchip>(os, UserAddr(arg)).and_then(|c| {
+                let chip = vm_chip(vm).ok_or(Errno::ENXIO)?;
+                let out = KvmIrqchip {
+                    chip: chip.get_chip(c.chip_id)?,
+                    ..c
+                };
+                user::write(os, UserAddr(arg), &out).map(|()| 0)
+            }),
+            KVM_SET_IRQCHIP => user::read::<_, KvmIrqchip>(os, UserAddr(arg)).and_then(|c| {
+                let chip = vm_chip(vm).ok_or(Errno::ENXIO)?;
+                chip.set_chip(os, c.chip_id, &c.chip).map(|()| 0)
+            }),
             KVM_GET_CLOCK => {
                 let now = os.time_monotonic_ns();
                 let data = KvmClockData {
@@ -905,12 +966,25 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         vm.npt.lock().clear();
     }
 
-    /// Refuses ids at or above the VM's own limit, if one was set; allocates the VMCB.
+    /// Refuses ids at or above the VM's own limit, if one was set; allocates the VMCB and,
+    /// with an in-kernel irqchip, the local APIC.
     fn vcpu_create(&self, os: &O, vm: &SvmVm<O>, id: u32) -> KResult<SvmVcpu<O>> {
         let limit = vm.max_vcpu_ids.load(Ordering::Acquire);
         if limit != 0 && id >= limit {
             return Err(Errno::EINVAL);
         }
+        let st = VcpuState::reset(id, self.hw.rdtsc())?;
+        let irq = {
+            let mut irq = vm.irq.lock();
+            irq.vcpus = irq.vcpus.saturating_add(1);
+            match &irq.chip {
+                Some(chip) => Some(VcpuIrq {
+                    slot: chip.add_vcpu(id, st.apic_base)?,
+                    chip: chip.try_clone()?,
+                }),
+                None => None,
+            }
+        };
         let img =
             <VmcbImage as zerocopy::FromZeros>::new_box_zeroed().map_err(|_| Errno::ENOMEM)?;
         // The image is the VMCB when the glue can translate its address (one aligned page
@@ -927,7 +1001,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             }
         };
         Ok(SvmVcpu {
-            st: VcpuState::reset(id, self.hw.rdtsc())?,
+            irq,
+            irq_window: false,
+            st,
             vmcb,
             vmcb_pa,
             img,
@@ -1021,15 +1097,43 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         Ok(())
     }
 
-    fn vcpu_get_mp_state(&self, _v: &SvmVcpu<O>) -> KResult<u32> {
-        Ok(kvmport_core::abi::KVM_MP_STATE_RUNNABLE)
+    /// `RUNNABLE`, or with an in-kernel local APIC its activity state (APs start
+    /// `UNINITIALIZED`).
+    fn vcpu_get_mp_state(&self, v: &SvmVcpu<O>) -> KResult<u32> {
+        use kvmport_core::abi as a;
+        let Some(irq) = &v.irq else {
+            return Ok(a::KVM_MP_STATE_RUNNABLE);
+        };
+        Ok(match irq.slot.lapic.lock().mp_state {
+            MpState::Runnable => a::KVM_MP_STATE_RUNNABLE,
+            MpState::Uninitialized => a::KVM_MP_STATE_UNINITIALIZED,
+            MpState::InitReceived => a::KVM_MP_STATE_INIT_RECEIVED,
+            MpState::Halted => a::KVM_MP_STATE_HALTED,
+            // Linux takes a received start-up IPI at once (the AP is then runnable); here the
+            // registers follow at the next KVM_RUN.
+            MpState::SipiReceived(_) => a::KVM_MP_STATE_RUNNABLE,
+        })
     }
 
-    /// Without an in-kernel local APIC only `RUNNABLE` is meaningful.
-    fn vcpu_set_mp_state(&self, _v: &mut SvmVcpu<O>, state: u32) -> KResult<()> {
-        if state != kvmport_core::abi::KVM_MP_STATE_RUNNABLE {
-            return Err(Errno::EINVAL);
-        }
+    /// Without an in-kernel local APIC only `RUNNABLE` is meaningful; with one, the x86
+    /// states `RUNNABLE` .. `SIPI_RECEIVED` (a start-up IPI set this way starts at vector 0).
+    fn vcpu_set_mp_state(&self, v: &mut SvmVcpu<O>, state: u32) -> KResult<()> {
+        use kvmport_core::abi as a;
+        let Some(irq) = &v.irq else {
+            if state != a::KVM_MP_STATE_RUNNABLE {
+                return Err(Errno::EINVAL);
+            }
+            return Ok(());
+        };
+        let s = match state {
+            a::KVM_MP_STATE_RUNNABLE => MpState::Runnable,
+            a::KVM_MP_STATE_UNINITIALIZED => MpState::Uninitialized,
+            a::KVM_MP_STATE_INIT_RECEIVED => MpState::InitReceived,
+            a::KVM_MP_STATE_HALTED => MpState::Halted,
+            a::KVM_MP_STATE_SIPI_RECEIVED => MpState::SipiReceived(0),
+            _ => return Err(Errno::EINVAL),
+        };
+        irq.slot.lapic.lock().mp_state = s;
         Ok(())
     }
 
@@ -1041,6 +1145,24 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         cmd: u32,
         arg: u64,
     ) -> Option<KResult<i64>> {
+        let addr = UserAddr(arg);
+        match (cmd, &v.irq) {
+            // With an in-kernel irqchip, interrupts come from it (Linux: ENXIO).
+            (KVM_INTERRUPT, Some(_)) => {
+                return Some(user::read::<_, KvmInterrupt>(os, addr).and(Err(Errno::ENXIO)));
+            }
+            (KVM_GET_LAPIC, Some(irq)) => {
+                let s = VmChip::get_lapic(&irq.slot, os.time_monotonic_ns());
+                return Some(user::write(os, addr, &s).map(|()| 0));
+            }
+            (KVM_SET_LAPIC, Some(irq)) => {
+                return Some(user::read::<_, KvmLapicState>(os, addr).map(|s| {
+                    VmChip::set_lapic(os, &irq.slot, &s, os.time_monotonic_ns());
+                    0
+                }));
+            }
+            _ => {}
+        }
         self.vcpu_cmd(os, &mut v.st, cmd, arg)
     }
 
@@ -1156,7 +1278,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         }
         let (iopm, msrpm) = self.perm_maps.ok_or(Errno::ENOSYS)?;
         if let Some(e) = ctx.vcpu().queued_exit.take() {
-            return Ok(e);
+            if let Some(e) = self.irq_exit(ctx, e)? {
+                return Ok(e);
+            }
         }
         let os = ctx.os();
         for i in 0..INNER_EXITS {
@@ -1164,11 +1288,16 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             if i > 0 && (os.thread_signal_pending() || os.thread_resched_needed()) {
                 return Ok(Exit::Interrupted);
             }
+            if let Some(e) = self.irq_entry(ctx)? {
+                return Ok(e);
+            }
             let Some(exit) = self.world_switch(ctx, iopm, msrpm)? else {
                 return Ok(Exit::Interrupted);
             };
             if let Some(e) = self.handle_exit(ctx, exit)? {
-                return Ok(e);
+                if let Some(e) = self.irq_exit(ctx, e)? {
+                    return Ok(e);
+                }
             }
         }
         Ok(Exit::Interrupted)
@@ -1292,7 +1421,7 @@ impl<H: Hw> Svm<H> {
         msrpm: u64,
     ) -> KResult<Option<VmExit>> {
         let os = ctx.os();
-        let request_window = ctx.request_interrupt_window();
+        let request_window = ctx.request_interrupt_window() || ctx.vcpu().irq_window;
         let vm = ctx.vm();
         let mut npt = vm.npt.lock();
         let ncr3 = npt.root(os)?;
@@ -1462,9 +1591,18 @@ impl<H: Hw> Svm<H> {
         Ok(match exit.code {
             code::INTR | code::NMI | code::SMI => Some(Exit::Interrupted),
             code::HLT => {
-                let v = &mut ctx.vcpu().st;
-                v.regs.rip = v.regs.rip.wrapping_add(1);
-                Some(Exit::Hlt)
+                let vc = ctx.vcpu();
+                vc.st.regs.rip = vc.st.regs.rip.wrapping_add(1);
+                match &vc.irq {
+                    // With an in-kernel APIC the vCPU halts in the kernel (`irq_entry`); the
+                    // HLT has completed, so an STI shadow over it has ended.
+                    Some(irq) => {
+                        irq.slot.lapic.lock().mp_state = MpState::Halted;
+                        vc.st.events.int_shadow = false;
+                        None
+                    }
+                    None => Some(Exit::Hlt),
+                }
             }
             code::SHUTDOWN => Some(Exit::Shutdown),
             code::VINTR => ctx
@@ -1490,6 +1628,7 @@ impl<H: Hw> Svm<H> {
                 v.regs.rip = v.regs.rip.wrapping_add(2);
                 None
             }
+            code::MSR if self.irq_msr(ctx, exit.info1 & 1 != 0) => None,
             code::MSR => {
                 let host = self.msr_host();
                 let vc = ctx.vcpu();

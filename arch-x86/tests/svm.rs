@@ -16,7 +16,7 @@ use kvmport_core::Errno;
 use kvmport_core::abi::cap::Cap;
 use kvmport_core::abi::ioctl::*;
 use kvmport_core::abi::x86::*;
-use kvmport_core::abi::{KvmInterrupt, KvmIrqLevel, KvmMpState, KvmTranslation};
+use kvmport_core::abi::{KvmInterrupt, KvmIrqLevel, KvmIrqchip, KvmMpState, KvmTranslation};
 use kvmport_testkit::{Host, SYS_FD};
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -30,6 +30,8 @@ struct Cfg {
     svmdis: bool,
     efer: u64,
     hsave: u64,
+    /// Enter "guests": `world_switch` runs the thread's [`WORLD`] script.
+    world: bool,
 }
 
 const HOST_EFER: u64 = 0xd01;
@@ -42,6 +44,7 @@ impl Default for Cfg {
             svmdis: false,
             efer: HOST_EFER,
             hsave: 0,
+            world: false,
         }
     }
 }
@@ -128,6 +131,38 @@ impl Hw for FakeHw {
     fn rdtsc(&self) -> u64 {
         self.tsc.load(Ordering::SeqCst)
     }
+
+    fn can_world_switch(&self) -> bool {
+        self.cfg.world
+    }
+
+    unsafe fn world_switch(
+        &self,
+        vmcb_pa: u64,
+        _host_pa: u64,
+        regs: *mut KvmRegs,
+        _vmcb: *mut u8,
+    ) {
+        // The VMCB "physical address" is the test page's host address (testkit's HostPage).
+        // SAFETY: the backend passes its own live VMCB page and the vCPU's registers.
+        let (vmcb, regs) = unsafe {
+            (
+                std::slice::from_raw_parts_mut(vmcb_pa as *mut u8, 4096),
+                &mut *regs,
+            )
+        };
+        WORLD.with(|w| match w.borrow_mut().as_mut() {
+            Some(f) => f(vmcb, regs),
+            None => vmcb[0x70..0x78].copy_from_slice(&(-1i64).to_le_bytes()),
+        });
+    }
+}
+
+/// A fake guest: called for each `VMRUN` with the VMCB and the guest registers.
+type World = Box<dyn FnMut(&mut [u8], &mut KvmRegs)>;
+
+thread_local! {
+    static WORLD: RefCell<Option<World>> = const { RefCell::new(None) };
 }
 
 type H = Host<Svm<FakeHw>>;
@@ -355,7 +390,8 @@ fn capabilities_and_limits() {
         (Cap::NrVcpus, 2),
         (Cap::NrMemslots, 32764),
         (Cap::ReadonlyMem, 1),
-        (Cap::Irqchip, 0),
+        (Cap::Irqchip, 1),
+        (Cap::IrqInjectStatus, 1),
         (Cap::Hlt, 0),
         (Cap::SyncRegs, 7),
         (Cap::X86UserSpaceMsr, 1),
@@ -445,6 +481,12 @@ fn supported_cpuid_contents() {
     assert_eq!((l0.eax, l0.ebx), (0xd, 0x6874_7541));
     let l1 = find(&e, 1, 0);
     assert_ne!(l1.ecx & (1 << 31), 0, "hypervisor bit");
+    assert_ne!(
+        l1.ecx & (1 << 24),
+        0,
+        "TSC-deadline timer (in-kernel LAPIC)"
+    );
+    assert_eq!(l1.ecx & (1 << 21), 0, "no x2APIC (not emulated)");
     assert_eq!(l1.ecx & (1 << 5), 0, "no VMX");
     assert_eq!(l1.ecx & (1 << 27), 0, "no OSXSAVE");
     assert_eq!(l1.ebx, 0x0800, "no APIC id or CPU count");
@@ -570,6 +612,95 @@ fn vm_commands() {
     assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, c), Err(Errno::ENXIO));
 }
 
+/// The irqchip commands through the core's dispatch, with the errnos measured on Linux.
+#[test]
+fn irqchip_commands() {
+    let mut h = host();
+    let vm = h.ioctl(SYS_FD, KVM_CREATE_VM, 0).unwrap() as i32;
+    let c = h.put(&KvmIrqchip::default());
+    assert_eq!(h.ioctl(vm, KVM_SET_IRQCHIP, c), Err(Errno::ENXIO));
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Ok(0));
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Err(Errno::EEXIST));
+    // Reset state: the IOAPIC at 0xfec00000 with every entry masked; the PICs' ELCR masks.
+    let mut chip = KvmIrqchip {
+        chip_id: KVM_IRQCHIP_IOAPIC,
+        ..Default::default()
+    };
+    let p = h.put(&chip);
+    assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, p), Ok(0));
+    let io = h.get::<KvmIrqchip>(p).chip.ioapic();
+    assert_eq!(io.base_address, 0xfec0_0000);
+    assert!(io.redirtbl.iter().all(|e| *e == 1 << 16));
+    chip.chip_id = KVM_IRQCHIP_PIC_SLAVE;
+    let p = h.put(&chip);
+    assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, p), Ok(0));
+    assert_eq!(h.get::<KvmIrqchip>(p).chip.pic().elcr_mask, 0xde);
+    chip.chip_id = 3;
+    let p = h.put(&chip);
+    assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, p), Err(Errno::EINVAL));
+    assert_eq!(h.ioctl(vm, KVM_SET_IRQCHIP, p), Err(Errno::EINVAL));
+    // IRQ_LINE_STATUS: PIC unmasked (1) + IOAPIC masked (-1) = 1; lowering: 1 + 1.
+    let l = h.put(&KvmIrqLevel { irq: 0, level: 1 });
+    assert_eq!(h.ioctl(vm, KVM_IRQ_LINE_STATUS, l), Ok(0));
+    assert_eq!(h.get::<KvmIrqLevel>(l).status(), 1);
+    let l = h.put(&KvmIrqLevel { irq: 0, level: 0 });
+    assert_eq!(h.ioctl(vm, KVM_IRQ_LINE_STATUS, l), Ok(0));
+    assert_eq!(h.get::<KvmIrqLevel>(l).status(), 2);
+    let l = h.put(&KvmIrqLevel { irq: 24, level: 1 });
+    assert_eq!(h.ioctl(vm, KVM_IRQ_LINE_STATUS, l), Ok(0));
+    assert_eq!(h.get::<KvmIrqLevel>(l).status(), -1);
+    // Plain IRQ_LINE leaves the argument alone.
+    let l = h.put(&KvmIrqLevel { irq: 5, level: 1 });
+    assert_eq!(h.ioctl(vm, KVM_IRQ_LINE, l), Ok(0));
+    assert_eq!(h.get::<KvmIrqLevel>(l), KvmIrqLevel { irq: 5, level: 1 });
+    // vCPUs: the BSP runnable, APs uninitialized; LAPIC state; KVM_INTERRUPT refused.
+    let v0 = h.ioctl(vm, KVM_CREATE_VCPU, 0).unwrap() as i32;
+    let v1 = h.ioctl(vm, KVM_CREATE_VCPU, 1).unwrap() as i32;
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Err(Errno::EEXIST));
+    assert_eq!(get::<KvmMpState>(&mut h, v0, KVM_GET_MP_STATE).mp_state, 0);
+    assert_eq!(get::<KvmMpState>(&mut h, v1, KVM_GET_MP_STATE).mp_state, 1);
+    assert_eq!(
+        set(&mut h, v1, KVM_SET_MP_STATE, &KvmMpState { mp_state: 5 }),
+        Err(Errno::EINVAL)
+    );
+    assert_eq!(
+        set(&mut h, v1, KVM_SET_MP_STATE, &KvmMpState { mp_state: 0 }),
+        Ok(0)
+    );
+    let lapic = get::<KvmLapicState>(&mut h, v1, KVM_GET_LAPIC);
+    let word = |s: &KvmLapicState, off: usize| {
+        u32::from_le_bytes(s.regs[off..off + 4].try_into().unwrap())
+    };
+    assert_eq!(word(&lapic, 0x20), 0x0100_0000);
+    assert_eq!(word(&lapic, 0x30), 0x0005_0014);
+    assert_eq!(word(&lapic, 0xf0), 0xff);
+    let mut l2 = lapic;
+    l2.regs[0x80] = 0x20;
+    assert_eq!(set(&mut h, v1, KVM_SET_LAPIC, &l2), Ok(0));
+    assert_eq!(
+        get::<KvmLapicState>(&mut h, v1, KVM_GET_LAPIC).regs[0x80],
+        0x20
+    );
+    assert_eq!(
+        set(&mut h, v0, KVM_INTERRUPT, &KvmInterrupt { irq: 32 }),
+        Err(Errno::ENXIO)
+    );
+}
+
+#[test]
+fn irqchip_after_vcpu_and_lapic_without_irqchip() {
+    let mut h = host();
+    let (vm, v) = h.vm_and_vcpu();
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Err(Errno::EINVAL));
+    let p = h.put(&<KvmLapicState as zerocopy::FromZeros>::new_zeroed());
+    assert_eq!(h.ioctl(v, KVM_GET_LAPIC, p), Err(Errno::EINVAL));
+    assert_eq!(h.ioctl(v, KVM_SET_LAPIC, p), Err(Errno::EINVAL));
+    assert_eq!(
+        set(&mut h, v, KVM_SET_MP_STATE, &KvmMpState { mp_state: 1 }),
+        Err(Errno::EINVAL)
+    );
+}
+
 #[test]
 fn translate() {
     let (mut h, v) = vcpu();
@@ -595,6 +726,212 @@ fn translate() {
 fn run_is_not_implemented_yet() {
     let (mut h, v) = vcpu();
     assert_eq!(h.ioctl(v, KVM_RUN, 0), Err(Errno::ENOSYS));
+}
+
+// ------------------------------------------------------------------ irqchip in the run loop
+
+/// VMCB offsets the fake guests use (AMD APM vol. 2, appendix B).
+mod vmcb {
+    pub const MISC1: usize = 0x00c;
+    pub const VINTR: usize = 0x060;
+    pub const EXITCODE: usize = 0x070;
+    pub const EXITINFO1: usize = 0x078;
+    pub const EXITINFO2: usize = 0x080;
+    pub const EVENTINJ: usize = 0x0a8;
+    pub const RFLAGS: usize = 0x570;
+    pub const RIP: usize = 0x578;
+    pub const RAX: usize = 0x5f8;
+}
+
+fn vmcb_u64(v: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(v[off..off + 8].try_into().unwrap())
+}
+
+fn vmcb_set(v: &mut [u8], off: usize, x: u64) {
+    v[off..off + 8].copy_from_slice(&x.to_le_bytes());
+}
+
+/// One step of a fake guest: sets the exit of one `VMRUN` in its VMCB.
+type Step = Box<dyn FnMut(&mut [u8])>;
+
+/// What one fake `VMRUN` saw.
+#[derive(Clone, Copy, Debug, Default)]
+struct Entry {
+    eventinj: u64,
+    vintr: u64,
+    misc1: u64,
+    rip: u64,
+    rax: u64,
+}
+
+/// Runs the fake guest: step `i` of `steps` gets the VMCB of the `i`-th `VMRUN` and sets its
+/// exit; every entry is recorded.
+fn script(steps: Vec<Step>) -> Arc<Mutex<Vec<Entry>>> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let seen = log.clone();
+    let mut steps = steps.into_iter();
+    WORLD.with(|w| {
+        *w.borrow_mut() = Some(Box::new(move |v: &mut [u8], _regs: &mut KvmRegs| {
+            seen.lock().unwrap().push(Entry {
+                eventinj: vmcb_u64(v, vmcb::EVENTINJ),
+                vintr: vmcb_u64(v, vmcb::VINTR),
+                misc1: vmcb_u64(v, vmcb::MISC1) & 0xffff_ffff,
+                rip: vmcb_u64(v, vmcb::RIP),
+                rax: vmcb_u64(v, vmcb::RAX),
+            });
+            match steps.next() {
+                Some(mut f) => f(v),
+                None => vmcb_set(v, vmcb::EXITCODE, u64::MAX),
+            }
+        }))
+    });
+    log
+}
+
+/// An `OUT`/`IN` of one byte to `port` at the current RIP (a two-byte instruction).
+fn io_exit(port: u16, input: bool) -> Step {
+    Box::new(move |v: &mut [u8]| {
+        let rip = vmcb_u64(v, vmcb::RIP);
+        vmcb_set(v, vmcb::EXITCODE, 0x7b);
+        vmcb_set(
+            v,
+            vmcb::EXITINFO1,
+            (u64::from(port) << 16) | (1 << 4) | u64::from(input),
+        );
+        vmcb_set(v, vmcb::EXITINFO2, rip + 2);
+    })
+}
+
+/// A world-switching host with an irqchip VM and vCPU 0 at RIP 0x100 with `rflags`.
+fn irq_host(rflags: u64) -> (H, i32, i32) {
+    kvmport_testkit::contiguous_pages();
+    let mut h = host_with(Cfg {
+        world: true,
+        ..Cfg::default()
+    })
+    .unwrap();
+    let vm = h.ioctl(SYS_FD, KVM_CREATE_VM, 0).unwrap() as i32;
+    assert_eq!(h.ioctl(vm, KVM_CREATE_IRQCHIP, 0), Ok(0));
+    let v = h.ioctl(vm, KVM_CREATE_VCPU, 0).unwrap() as i32;
+    let mut r = get::<KvmRegs>(&mut h, v, KVM_GET_REGS);
+    r.rip = 0x100;
+    r.rflags = rflags;
+    assert_eq!(set(&mut h, v, KVM_SET_REGS, &r), Ok(0));
+    // The master PIC programmed for vectors 0x20-0x27, nothing masked.
+    let pic = KvmPicState {
+        irq_base: 0x20,
+        elcr_mask: 0xf8,
+        ..Default::default()
+    };
+    let c = KvmIrqchip {
+        chip_id: KVM_IRQCHIP_PIC_MASTER,
+        pad: 0,
+        chip: kvmport_core::abi::KvmIrqchipChip::from_value(&pic).unwrap(),
+    };
+    assert_eq!(set(&mut h, vm, KVM_SET_IRQCHIP, &c), Ok(0));
+    (h, vm, v)
+}
+
+fn irq_line(h: &mut H, vm: i32, irq: u32, level: u32) {
+    assert_eq!(set(h, vm, KVM_IRQ_LINE, &KvmIrqLevel { irq, level }), Ok(0));
+}
+
+fn pic_master(h: &mut H, vm: i32) -> KvmPicState {
+    let p = h.put(&KvmIrqchip::default());
+    assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, p), Ok(0));
+    h.get::<KvmIrqchip>(p).chip.pic()
+}
+
+#[test]
+fn irqchip_pic_interrupt_is_injected() {
+    let (mut h, vm, v) = irq_host(0x202);
+    irq_line(&mut h, vm, 3, 1);
+    let log = script(vec![io_exit(0x10, false)]);
+    assert_eq!(h.ioctl(v, KVM_RUN, 0), Ok(0));
+    assert_eq!(
+        h.run_get::<u32>(
+            v,
+            std::mem::offset_of!(kvmport_core::abi::KvmRun, exit_reason)
+        ),
+        2
+    );
+    let e = log.lock().unwrap().clone();
+    assert_eq!(e.len(), 1);
+    // EVENTINJ: valid, external interrupt, vector 0x23.
+    assert_eq!(e[0].eventinj, 0x8000_0023);
+    let m = pic_master(&mut h, vm);
+    assert_eq!((m.isr, m.irr), (1 << 3, 0), "acknowledged in the model");
+}
+
+#[test]
+fn irqchip_window_while_interrupts_are_off() {
+    let (mut h, vm, v) = irq_host(0x2);
+    irq_line(&mut h, vm, 4, 1);
+    let sti: Step = Box::new(|v: &mut [u8]| {
+        // The guest executes STI and the window opens.
+        vmcb_set(v, vmcb::RFLAGS, 0x202);
+        vmcb_set(v, vmcb::EXITCODE, 0x64);
+    });
+    let log = script(vec![sti, io_exit(0x10, false)]);
+    assert_eq!(h.ioctl(v, KVM_RUN, 0), Ok(0));
+    let e = log.lock().unwrap().clone();
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[0].eventinj, 0, "IF clear: nothing injected");
+    assert_ne!(e[0].vintr & (1 << 8), 0, "V_IRQ for the window");
+    assert_ne!(e[0].misc1 & (1 << 4), 0, "VINTR intercepted");
+    assert_eq!(e[1].eventinj, 0x8000_0024);
+    assert_eq!(e[1].vintr & (1 << 8), 0, "no window any more");
+}
+
+#[test]
+fn irqchip_pic_ports_are_handled_in_the_kernel() {
+    let (mut h, vm, v) = irq_host(0x2);
+    let mut r = get::<KvmRegs>(&mut h, v, KVM_GET_REGS);
+    r.rax = 0xfb;
+    assert_eq!(set(&mut h, v, KVM_SET_REGS, &r), Ok(0));
+    // OUT 0x21 (IMR), IN 0x21, then OUT 0x10 for user space.
+    let log = script(vec![
+        io_exit(0x21, false),
+        io_exit(0x21, true),
+        io_exit(0x10, false),
+    ]);
+    assert_eq!(h.ioctl(v, KVM_RUN, 0), Ok(0));
+    let e = log.lock().unwrap().clone();
+    assert_eq!(e.len(), 3, "the PIC accesses did not go to user space");
+    assert_eq!(pic_master(&mut h, vm).imr, 0xfb);
+    assert_eq!(e[2].rax & 0xff, 0xfb, "IN read the IMR back");
+    assert_eq!(e[2].rip, 0x104);
+}
+
+#[test]
+fn irqchip_hlt_stays_in_the_kernel_until_the_timer() {
+    let (mut h, vm, v) = irq_host(0x202);
+    let _ = vm;
+    // LAPIC: software-enabled, one-shot timer (divide by 1) with vector 0x50, 1000 ns.
+    let mut l = get::<KvmLapicState>(&mut h, v, KVM_GET_LAPIC);
+    let mut put = |off: usize, x: u32| l.regs[off..off + 4].copy_from_slice(&x.to_le_bytes());
+    put(0xf0, 0x1ff);
+    put(0x3e0, 0xb);
+    put(0x320, 0x50);
+    put(0x380, 1000);
+    assert_eq!(set(&mut h, v, KVM_SET_LAPIC, &l), Ok(0));
+    let state = h.state.clone();
+    let hlt: Step = Box::new(move |v: &mut [u8]| {
+        // Time passes while the guest halts.
+        state.time_ns.store(5000, Ordering::SeqCst);
+        vmcb_set(v, vmcb::EXITCODE, 0x78);
+    });
+    let log = script(vec![hlt, io_exit(0x10, false)]);
+    assert_eq!(h.ioctl(v, KVM_RUN, 0), Ok(0));
+    let e = log.lock().unwrap().clone();
+    assert_eq!(e.len(), 2, "HLT did not exit to user space");
+    assert_eq!(e[0].eventinj, 0);
+    assert_eq!(
+        e[1].eventinj, 0x8000_0050,
+        "the timer interrupt after the HLT"
+    );
+    assert_eq!(e[1].rip, 0x101, "RIP past the HLT");
+    assert_eq!(get::<KvmMpState>(&mut h, v, KVM_GET_MP_STATE).mp_state, 0);
 }
 
 // ------------------------------------------------------------------ registers
@@ -1542,4 +1879,136 @@ fn vm_clock() {
     let bad = kvmport_core::abi::KvmClockData { flags: 1, ..c };
     let p = h.put(&bad);
     assert_eq!(h.ioctl(vm, KVM_SET_CLOCK, p), Err(Errno::EINVAL));
+}
+
+/// A 32-bit flat protected-mode vCPU at RIP 0x100 over 64 KiB of RAM at GPA 0 holding `code`.
+fn prot32_guest(h: &mut H, vm: i32, v: i32, code: &[u8]) {
+    let ram = h.alloc(0x10000, 4096);
+    h.write(ram + 0x100, code);
+    let region = kvmport_core::abi::KvmUserspaceMemoryRegion {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: 0x10000,
+        userspace_addr: ram,
+    };
+    assert_eq!(set(h, vm, KVM_SET_USER_MEMORY_REGION, &region), Ok(0));
+    let mut s = get::<KvmSregs>(h, v, KVM_GET_SREGS);
+    let seg = |selector: u16, r#type: u8| KvmSegment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        r#type,
+        present: 1,
+        dpl: 0,
+        db: 1,
+        s: 1,
+        l: 0,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    };
+    s.cs = seg(8, 0xb);
+    for d in [&mut s.ds, &mut s.es, &mut s.ss, &mut s.fs, &mut s.gs] {
+        *d = seg(0x10, 3);
+    }
+    s.cr0 |= 1;
+    assert_eq!(set(h, v, KVM_SET_SREGS, &s), Ok(0));
+}
+
+/// A nested page fault on `gpa`.
+fn npf_exit(gpa: u64, write: bool) -> Step {
+    Box::new(move |v: &mut [u8]| {
+        vmcb_set(v, vmcb::EXITCODE, 0x400);
+        vmcb_set(v, vmcb::EXITINFO1, 1 | (u64::from(write) << 1));
+        vmcb_set(v, vmcb::EXITINFO2, gpa);
+    })
+}
+
+#[test]
+fn irqchip_apic_and_ioapic_mmio_in_the_kernel() {
+    let (mut h, vm, v) = irq_host(0x2);
+    // mov eax, [0xfee00030]; mov [0xfec00000], eax; out 0x10, al
+    let code = [
+        0xa1, 0x30, 0x00, 0xe0, 0xfe, 0xa3, 0x00, 0x00, 0xc0, 0xfe, 0xe6, 0x10,
+    ];
+    prot32_guest(&mut h, vm, v, &code);
+    let log = script(vec![
+        npf_exit(0xfee0_0030, false),
+        npf_exit(0xfec0_0000, true),
+        io_exit(0x10, false),
+    ]);
+    assert_eq!(h.ioctl(v, KVM_RUN, 0), Ok(0));
+    let e = log.lock().unwrap().clone();
+    assert_eq!(e.len(), 3, "the MMIO accesses did not go to user space");
+    assert_eq!(e[1].rip, 0x105);
+    assert_eq!(e[1].rax, 0x0005_0014, "the APIC version register");
+    assert_eq!(e[2].rip, 0x10a);
+    // IOREGSEL took the low byte of the value written.
+    let p = h.put(&KvmIrqchip {
+        chip_id: KVM_IRQCHIP_IOAPIC,
+        ..Default::default()
+    });
+    assert_eq!(h.ioctl(vm, KVM_GET_IRQCHIP, p), Ok(0));
+    assert_eq!(h.get::<KvmIrqchip>(p).chip.ioapic().ioregsel, 0x14);
+}
+
+#[test]
+fn irqchip_ipi_from_icr_write_reaches_the_other_apic() {
+    let (mut h, vm, v) = irq_host(0x2);
+    let v1 = h.ioctl(vm, KVM_CREATE_VCPU, 1).unwrap() as i32;
+    let mut l = get::<KvmLapicState>(&mut h, v1, KVM_GET_LAPIC);
+    l.regs[0xf0..0xf4].copy_from_slice(&0x1ffu32.to_le_bytes());
+    assert_eq!(set(&mut h, v1, KVM_SET_LAPIC, &l), Ok(0));
+    // mov dword [0xfee00310], 0x01000000; mov dword [0xfee00300], 0x4041; out 0x10, al
+    let mut code = vec![0xc7, 0x05, 0x10, 0x03, 0xe0, 0xfe, 0, 0, 0, 1];
+    code.extend_from_slice(&[0xc7, 0x05, 0x00, 0x03, 0xe0, 0xfe, 0x41, 0x40, 0, 0]);
+    code.extend_from_slice(&[0xe6, 0x10]);
+    prot32_guest(&mut h, vm, v, &code);
+    let log = script(vec![
+        npf_exit(0xfee0_0310, true),
+        npf_exit(0xfee0_0300, true),
+        io_exit(0x10, false),
+    ]);
+    assert_eq!(h.ioctl(v, KVM_RUN, 0), Ok(0));
+    assert_eq!(log.lock().unwrap().len(), 3);
+    let l = get::<KvmLapicState>(&mut h, v1, KVM_GET_LAPIC);
+    let irr2 = u32::from_le_bytes(l.regs[0x220..0x224].try_into().unwrap());
+    assert_eq!(irr2, 1 << 1, "vector 0x41 requested in APIC 1");
+    let l0 = get::<KvmLapicState>(&mut h, v, KVM_GET_LAPIC);
+    assert_eq!(&l0.regs[0x310..0x314], &[0, 0, 0, 1], "ICR2 as written");
+}
+
+#[test]
+fn irqchip_init_sipi_starts_an_ap() {
+    let (mut h, vm, v) = irq_host(0x2);
+    let v1 = h.ioctl(vm, KVM_CREATE_VCPU, 1).unwrap() as i32;
+    assert_eq!(get::<KvmMpState>(&mut h, v1, KVM_GET_MP_STATE).mp_state, 1);
+    // ICR2 = APIC 1; ICR = INIT (assert); ICR = start-up, vector 0x9a; out 0x10, al
+    let mut code = vec![0xc7, 0x05, 0x10, 0x03, 0xe0, 0xfe, 0, 0, 0, 1];
+    code.extend_from_slice(&[0xc7, 0x05, 0x00, 0x03, 0xe0, 0xfe, 0x00, 0x45, 0, 0]);
+    code.extend_from_slice(&[0xc7, 0x05, 0x00, 0x03, 0xe0, 0xfe, 0x9a, 0x46, 0, 0]);
+    code.extend_from_slice(&[0xe6, 0x10]);
+    prot32_guest(&mut h, vm, v, &code);
+    let _log = script(vec![
+        npf_exit(0xfee0_0310, true),
+        npf_exit(0xfee0_0300, true),
+        npf_exit(0xfee0_0300, true),
+        io_exit(0x10, false),
+    ]);
+    assert_eq!(h.ioctl(v, KVM_RUN, 0), Ok(0));
+    // The AP's first run starts it in real mode at 0x9a000.
+    let log = script(vec![io_exit(0x10, false)]);
+    assert_eq!(h.ioctl(v1, KVM_RUN, 0), Ok(0));
+    let e = log.lock().unwrap().clone();
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0].rip, 0);
+    let s = get::<KvmSregs>(&mut h, v1, KVM_GET_SREGS);
+    assert_eq!((s.cs.selector, s.cs.base), (0x9a00, 0x9a000));
+    assert_eq!(s.cr0 & 1, 0, "real mode");
+    assert_eq!(get::<KvmMpState>(&mut h, v1, KVM_GET_MP_STATE).mp_state, 0);
+    // The AP's APIC was reset by INIT: software-disabled.
+    let l = get::<KvmLapicState>(&mut h, v1, KVM_GET_LAPIC);
+    assert_eq!(l.regs[0xf0..0xf4], 0xffu32.to_le_bytes());
 }

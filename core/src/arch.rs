@@ -16,7 +16,7 @@ use crate::memslot::{Gfn, Gpa, SlotChange, SlotLimits};
 use crate::os::Os;
 use crate::vm::VmInfo;
 
-pub use crate::vcpu::RunCtx;
+pub use crate::vcpu::{Kicker, RunCtx};
 
 /// Fixed properties of a backend, read once when a VM is created.
 #[derive(Clone, Copy, Debug)]

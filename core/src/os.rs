@@ -102,6 +102,14 @@ pub trait WaitQueue: Send + Sync + Sized {
     /// Sleeps until `done()` is true, re-checking it after every wake-up. Returns `EINTR`
     /// if a signal arrives first. Preemptible context.
     fn wait_until(&self, done: &dyn Fn() -> bool) -> KResult<()>;
+    /// Like [`WaitQueue::wait_until`], but gives up after about `timeout_ns` nanoseconds:
+    /// `Ok(true)` when `done()` became true, `Ok(false)` on the timeout, `EINTR` on a signal.
+    /// Preemptible context. The default returns `Ok(false)` at once when `done()` is false
+    /// (callers then poll); kernels with timed sleeps override it.
+    fn wait_until_timeout(&self, done: &dyn Fn() -> bool, timeout_ns: u64) -> KResult<bool> {
+        let _ = timeout_ns;
+        Ok(done())
+    }
     /// Wakes every sleeper. Any context, including atomic.
     fn wake_all(&self);
 }

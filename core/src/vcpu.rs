@@ -43,6 +43,30 @@ pub struct VcpuShared {
     requests: AtomicU32,
 }
 
+impl VcpuShared {
+    fn kick<O: Os>(&self, os: &O) {
+        self.requests.fetch_or(REQ_KICK, Ordering::SeqCst);
+        let cpu = self.cpu.load(Ordering::SeqCst);
+        if cpu != NOT_RUNNING {
+            os.cpu_kick(cpu);
+        }
+    }
+}
+
+/// A handle on one vCPU's kick protocol that a backend may keep (an in-kernel interrupt
+/// controller delivering to another vCPU): [`Kicker::kick`] does what [`Vcpu::kick`] does,
+/// without a reference on the vCPU.
+pub struct Kicker {
+    shared: KArc<VcpuShared>,
+}
+
+impl Kicker {
+    /// Makes the vCPU leave guest mode soon (see [`Vcpu::kick`]). Any context.
+    pub fn kick<O: Os>(&self, os: &O) {
+        self.shared.kick(os);
+    }
+}
+
 /// A user-space exit whose access must be completed on the next `KVM_RUN`.
 #[derive(Clone, Copy, Debug)]
 enum Pending {
@@ -60,7 +84,7 @@ struct VcpuInner<P: Platform> {
 /// A virtual CPU. Owned by its VM; reached from user space through a [`VcpuFile`].
 pub struct Vcpu<P: Platform> {
     id: u32,
-    shared: VcpuShared,
+    shared: KArc<VcpuShared>,
     pages: Vec<<P::Os as Os>::Page>,
     inner: Mutex<P, VcpuInner<P>>,
 }
@@ -79,10 +103,10 @@ impl<P: Platform> Vcpu<P> {
             pending: None,
             sigmask: None,
         })?;
-        let shared = VcpuShared {
+        let shared = KArc::try_new(VcpuShared {
             cpu: AtomicU32::new(NOT_RUNNING),
             requests: AtomicU32::new(0),
-        };
+        })?;
         KArc::try_new(Vcpu {
             id,
             shared,
@@ -105,11 +129,7 @@ impl<P: Platform> Vcpu<P> {
     /// Makes the vCPU leave guest mode soon: sets a request and, if it is running on another
     /// CPU, interrupts that CPU. Any context.
     pub fn kick(&self, os: &P::Os) {
-        self.shared.requests.fetch_or(REQ_KICK, Ordering::SeqCst);
-        let cpu = self.shared.cpu.load(Ordering::SeqCst);
-        if cpu != NOT_RUNNING {
-            os.cpu_kick(cpu);
-        }
+        self.shared.kick(os);
     }
 
     fn run_page(&self) -> KResult<&<P::Os as Os>::Page> {
@@ -518,7 +538,7 @@ pub struct RunCtx<'a, O: Os, A: Arch<O>> {
     os: &'a O,
     vm: &'a A::Vm,
     vcpu: &'a mut A::Vcpu,
-    shared: &'a VcpuShared,
+    shared: &'a KArc<VcpuShared>,
     slots: &'a O::Mutex<Memslots>,
     pio: Option<&'a O::Page>,
     request_interrupt_window: bool,
@@ -543,6 +563,14 @@ impl<'a, O: Os, A: Arch<O>> RunCtx<'a, O, A> {
     /// Whether user space set `kvm_run.request_interrupt_window` for this run.
     pub fn request_interrupt_window(&self) -> bool {
         self.request_interrupt_window
+    }
+
+    /// A handle that kicks this vCPU, for the backend to keep (`ENOMEM` if the reference
+    /// count would overflow).
+    pub fn kicker(&self) -> KResult<Kicker> {
+        Ok(Kicker {
+            shared: self.shared.try_clone()?,
+        })
     }
 
     /// Announces that the guest is about to be entered on the current CPU. Call with

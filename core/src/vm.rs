@@ -167,10 +167,18 @@ impl<P: Platform> Vm<P> {
                 0
             }
             KVM_IRQ_LINE | KVM_IRQ_LINE_STATUS => {
-                // Linux reads the argument first, then fails without an in-kernel interrupt
-                // controller, which kvmport does not have yet (KVM_CAP_IRQCHIP is 0).
-                let _: KvmIrqLevel = user::read(os, UserAddr(arg))?;
-                return Err(Errno::ENXIO);
+                let info = VmInfo {
+                    created_vcpus: this.vcpu_count() as u32,
+                };
+                match this.archi().vm_ioctl(os, &this.arch, &info, cmd, arg) {
+                    Some(r) => r?,
+                    None => {
+                        // A backend without an in-kernel interrupt controller: Linux reads
+                        // the argument first, then fails.
+                        let _: KvmIrqLevel = user::read(os, UserAddr(arg))?;
+                        return Err(Errno::ENXIO);
+                    }
+                }
             }
             _ => {
                 let info = VmInfo {

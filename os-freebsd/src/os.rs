@@ -414,6 +414,42 @@ impl WaitQueue for KWaitQueue {
         r
     }
 
+    /// One timed sleep (`_sleep` with a relative `sbintime_t`): the caller re-checks and
+    /// waits again as needed.
+    fn wait_until_timeout(&self, done: &dyn Fn() -> bool, timeout_ns: u64) -> KResult<bool> {
+        const NS: u64 = 1_000_000_000;
+        let secs = (timeout_ns / NS).min(i32::MAX as u64);
+        // CAST: secs < 2^31 and the fraction < 2^32, so the sum fits an i64.
+        let sbt = ((secs << 32) + (((timeout_ns % NS) << 32) / NS)).max(1) as i64;
+        let chan = self.mtx.as_ptr().cast::<c_void>();
+        // SAFETY: the mutex is initialised; `_sleep` drops and retakes it atomically.
+        unsafe { kpi::__mtx_lock_flags(self.lock_word(), 0, LOCK_FILE, 0) };
+        let mut r = Ok(true);
+        if !done() {
+            // SAFETY: as in `wait_until`; the sleep ends at the latest after `sbt`.
+            let e = unsafe {
+                kpi::_sleep(
+                    chan,
+                    self.mtx.as_ptr().cast(),
+                    kpi::PCATCH,
+                    c"kvmhlt".as_ptr(),
+                    sbt,
+                    0,
+                    kpi::C_HARDCLOCK,
+                )
+            };
+            // EINTR (4) and ERESTART (-1) are signals; EWOULDBLOCK is the timeout.
+            r = if e == 4 || e == -1 {
+                Err(Errno::EINTR)
+            } else {
+                Ok(done())
+            };
+        }
+        // SAFETY: held since the lock above.
+        unsafe { kpi::__mtx_unlock_flags(self.lock_word(), 0, LOCK_FILE, 0) };
+        r
+    }
+
     fn wake_all(&self) {
         // SAFETY: taking the interlock orders the wakeup after a sleeper's check of `done`.
         unsafe {

@@ -70,6 +70,7 @@ void kp_eventfd_put(void *ctx);
 void *kp_waitq_new(void);
 void kp_waitq_free(void *wq);
 int kp_waitq_wait(void *wq, int (*done)(void *ctx), void *ctx);
+int kp_waitq_wait_timeout(void *wq, int (*done)(void *ctx), void *ctx, s64 timeout_ns);
 void kp_waitq_wake(void *wq);
 void kp_log(int level, const char *msg, size_t len);
 void __noreturn kp_bug(const char *msg, size_t len);

@@ -21,6 +21,8 @@
 #include <linux/smp.h>
 #include <linux/file.h>
 #include <linux/wait.h>
+#include <linux/hrtimer.h>
+#include <linux/ktime.h>
 #include <linux/timekeeping.h>
 #include <linux/signal.h>
 #include <linux/io.h>
@@ -380,6 +382,16 @@ void kp_waitq_free(void *wq) { kfree(wq); }
 int kp_waitq_wait(void *wq, int (*done)(void *ctx), void *ctx)
 {
 	return wait_event_interruptible(*(wait_queue_head_t *)wq, done(ctx)) ? -EINTR : 0;
+}
+/* 1: done() became true, 0: the timeout passed, -EINTR: a signal. */
+int kp_waitq_wait_timeout(void *wq, int (*done)(void *ctx), void *ctx, s64 timeout_ns)
+{
+	long r = wait_event_interruptible_hrtimeout(*(wait_queue_head_t *)wq, done(ctx),
+						    ns_to_ktime(timeout_ns));
+
+	if (r == -ETIME)
+		return 0;
+	return r ? -EINTR : 1;
 }
 void kp_waitq_wake(void *wq) { wake_up_all((wait_queue_head_t *)wq); }
 

@@ -75,6 +75,12 @@ unsafe extern "C" {
         done: unsafe extern "C" fn(ctx: *mut c_void) -> c_int,
         ctx: *mut c_void,
     ) -> c_int;
+    pub fn kp_waitq_wait_timeout(
+        wq: *mut c_void,
+        done: unsafe extern "C" fn(ctx: *mut c_void) -> c_int,
+        ctx: *mut c_void,
+        timeout_ns: i64,
+    ) -> c_int;
     pub fn kp_waitq_wake(wq: *mut c_void);
 
     pub fn kp_log(level: c_int, msg: *const c_char, len: usize);

@@ -363,6 +363,15 @@ impl WaitQueue for KWaitQueue {
         ffi::to_result(r.into())
     }
 
+    fn wait_until_timeout(&self, done: &dyn Fn() -> bool, timeout_ns: u64) -> KResult<bool> {
+        let mut done = done;
+        let ctx = (&mut done as *mut &dyn Fn() -> bool).cast::<c_void>();
+        let ns = i64::try_from(timeout_ns).unwrap_or(i64::MAX);
+        // SAFETY: `raw` is live; `ctx` points to `done`, which outlives the call.
+        let r = unsafe { ffi::kp_waitq_wait_timeout(self.raw.as_ptr(), done_trampoline, ctx, ns) };
+        ffi::to_result(r.into()).map(|()| r > 0)
+    }
+
     fn wake_all(&self) {
         // SAFETY: `raw` is a live wait queue.
         unsafe { ffi::kp_waitq_wake(self.raw.as_ptr()) }

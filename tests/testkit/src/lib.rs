@@ -47,8 +47,59 @@ struct PageBuf([std::sync::atomic::AtomicU8; PAGE_SIZE]);
 
 /// Test double: a heap page whose "physical address" is its host address.
 pub struct HostPage {
-    buf: Box<PageBuf>,
+    buf: PageMem,
     live: Arc<AtomicUsize>,
+}
+
+/// Where a [`HostPage`] lives: its own allocation, or a page of this thread's contiguous pool
+/// (see [`contiguous_pages`]), which is never given back.
+enum PageMem {
+    Owned(Box<PageBuf>),
+    Pool(&'static PageBuf),
+}
+
+impl std::ops::Deref for PageMem {
+    type Target = PageBuf;
+    fn deref(&self) -> &PageBuf {
+        match self {
+            PageMem::Owned(b) => b,
+            PageMem::Pool(p) => p,
+        }
+    }
+}
+
+/// Pages of the contiguous pool of one thread.
+const POOL_PAGES: usize = 2048;
+
+thread_local! {
+    /// This thread's contiguous pool and the next free index, once asked for.
+    static POOL: std::cell::RefCell<Option<(&'static [PageBuf], usize)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// From now on, pages this thread allocates through the hosted `Os` come from one contiguous,
+/// leaked region of 8 MiB (so "physical" addresses are consecutive, as a backend looking for
+/// contiguous runs needs), while it lasts. For tests that run the world switch.
+pub fn contiguous_pages() {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        if p.is_none() {
+            let v: Vec<PageBuf> = (0..POOL_PAGES)
+                .map(|_| PageBuf(std::array::from_fn(|_| Default::default())))
+                .collect();
+            *p = Some((Box::leak(v.into_boxed_slice()), 0));
+        }
+    });
+}
+
+fn pool_page() -> Option<&'static PageBuf> {
+    POOL.with(|p| {
+        let mut p = p.borrow_mut();
+        let (pages, next) = p.as_mut()?;
+        let page = pages.get(*next)?;
+        *next += 1;
+        Some(page)
+    })
 }
 
 impl Page for HostPage {
@@ -95,12 +146,32 @@ impl HeldPage for HostHeld {
     fn writable(&self) -> bool {
         self.write
     }
-    /// The hosted double runs no guest, so nothing reads guest memory through it.
-    fn read(&self, _off: usize, _buf: &mut [u8]) -> bool {
-        false
+    /// Reads the arena page (instruction fetch and emulation in world-switch tests).
+    fn read(&self, off: usize, buf: &mut [u8]) -> bool {
+        if off.checked_add(buf.len()).is_none_or(|end| end > PAGE_SIZE) {
+            return false;
+        }
+        // SAFETY: `pa` is a page of the arena (checked by `user_page_hold`), which outlives the
+        // hosted `Os` and so every held page; the range is inside that page.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                (self.pa as *const u8).add(off),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        true
     }
-    fn write(&self, _off: usize, _buf: &[u8]) -> bool {
-        false
+    /// Writes the arena page, if held for writing.
+    fn write(&self, off: usize, buf: &[u8]) -> bool {
+        if !self.write || off.checked_add(buf.len()).is_none_or(|end| end > PAGE_SIZE) {
+            return false;
+        }
+        // SAFETY: as in `read`; the arena is plain memory the test process owns.
+        unsafe {
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), (self.pa as *mut u8).add(off), buf.len())
+        };
+        true
     }
 }
 
@@ -121,6 +192,16 @@ impl WaitQueue for SpinWait {
             std::thread::yield_now();
         }
         Ok(())
+    }
+    fn wait_until_timeout(&self, done: &dyn Fn() -> bool, timeout_ns: u64) -> KResult<bool> {
+        let end = std::time::Instant::now() + std::time::Duration::from_nanos(timeout_ns);
+        while !done() {
+            if std::time::Instant::now() >= end {
+                return Ok(false);
+            }
+            std::thread::yield_now();
+        }
+        Ok(true)
     }
     fn wake_all(&self) {}
 }
@@ -156,6 +237,8 @@ pub struct HostState {
     pub eventfds: Mutex<HashMap<i32, Option<CountingEventFd>>>,
     pub log: Mutex<Vec<String>>,
     pub fail_page_alloc: AtomicBool,
+    /// What `time_monotonic_ns` returns (tests move it forward).
+    pub time_ns: AtomicU64,
 }
 
 /// Test double: the hosted `Os`.
@@ -193,7 +276,12 @@ impl Os for HostedOs {
             return Err(Errno::ENOMEM);
         }
         self.state.live_pages.fetch_add(1, Ordering::SeqCst);
-        let buf = Box::new(PageBuf(std::array::from_fn(|_| Default::default())));
+        let buf = match pool_page() {
+            Some(p) => PageMem::Pool(p),
+            None => PageMem::Owned(Box::new(PageBuf(std::array::from_fn(|_| {
+                Default::default()
+            })))),
+        };
         Ok(HostPage {
             buf,
             live: self.state.live_pages.clone(),
@@ -271,7 +359,7 @@ impl Os for HostedOs {
         self.state.pid.load(Ordering::SeqCst)
     }
     fn time_monotonic_ns(&self) -> u64 {
-        0
+        self.state.time_ns.load(Ordering::SeqCst)
     }
     fn tsc_khz(&self) -> u64 {
         0

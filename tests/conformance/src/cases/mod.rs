@@ -5,6 +5,7 @@ use crate::harness::Case;
 pub mod dirty;
 pub mod hostile;
 pub mod irq;
+pub mod irqchip;
 pub mod memslot;
 pub mod run;
 pub mod sys;
@@ -20,6 +21,7 @@ pub static ALL: &[&[Case]] = &[
     vcpu::CASES,
     run::CASES,
     irq::CASES,
+    irqchip::CASES,
     hostile::PTR_CASES,
     hostile::WRONG_FD_CASES,
     hostile::CASES,

@@ -1,0 +1,333 @@
+//! The SVM side of the in-kernel irqchip: `KVM_CREATE_IRQCHIP`, and in the run loop the
+//! halt/INIT/SIPI states, interrupt injection before each entry, and the PIC, IOAPIC and
+//! local APIC accesses handled in the kernel instead of exiting to user space.
+
+use kvmport_core::arch::{Completion, Exit, RunCtx};
+use kvmport_core::memslot::Gpa;
+use kvmport_core::vm::VmInfo;
+use kvmport_core::{Errno, KArc, KResult, Os};
+
+use super::{Svm, SvmVm, VcpuIrq};
+use crate::hw::Hw;
+use crate::irqchip::lapic::{self, MpState};
+use crate::irqchip::pic::PicPair;
+use crate::irqchip::vmchip::{ApicSlot, Entry, VmChip};
+use crate::state::{SregsCommon, VcpuState};
+use kvmport_core::os::{Lock, WaitQueue};
+
+/// `IA32_TSC_DEADLINE`.
+const MSR_TSC_DEADLINE: u32 = 0x6e0;
+
+/// `ticks` of a TSC running at `khz` kHz, in nanoseconds (saturating), with 64-bit arithmetic
+/// only: whole milliseconds-worth of kHz first, then the remainder (below `khz`, so the
+/// product stays far below 2^64 for any real frequency).
+fn tsc_ticks_to_ns(ticks: u64, khz: u64) -> u64 {
+    let khz = khz.max(1);
+    let whole = (ticks / khz).saturating_mul(1_000_000);
+    let rest = (ticks % khz).saturating_mul(1_000_000) / khz;
+    whole.saturating_add(rest)
+}
+
+/// The VM's irqchip and this vCPU's local APIC.
+type Handles<O> = (KArc<VmChip<O>>, KArc<ApicSlot<O>>);
+
+/// `KVM_CREATE_IRQCHIP`: `EEXIST` if there is one, `EINVAL` once a vCPU exists (Linux's
+/// order of checks, measured).
+pub(super) fn create_irqchip<O: Os>(vm: &SvmVm<O>, info: &VmInfo) -> KResult<()> {
+    let mut irq = vm.irq.lock();
+    if irq.chip.is_some() {
+        return Err(Errno::EEXIST);
+    }
+    if info.created_vcpus > 0 || irq.vcpus > 0 {
+        return Err(Errno::EINVAL);
+    }
+    irq.chip = Some(VmChip::new()?);
+    Ok(())
+}
+
+/// The VM's irqchip, if created.
+pub(super) fn vm_chip<O: Os>(vm: &SvmVm<O>) -> Option<KArc<VmChip<O>>> {
+    vm.irq.lock().chip.as_ref().and_then(|c| c.try_clone().ok())
+}
+
+/// The registers INIT leaves (the reset state, `vector` `None`: the BSP restarts at the reset
+/// vector), or a start-up IPI with `vector`: the reset state in real mode at `vector << 12`
+/// (CS selector `vector << 8`, IP 0). The APIC base is kept.
+fn init_state(
+    st: &mut VcpuState,
+    id: u32,
+    vector: Option<u8>,
+    host_cr4_reserved: u64,
+    tsc: u64,
+) -> KResult<()> {
+    let fresh = VcpuState::reset(id, tsc)?;
+    let mut c = SregsCommon::from_sregs(&fresh.sregs());
+    c.apic_base = st.apic_base;
+    st.regs = fresh.regs;
+    if let (Some(cs), Some(vector)) = (c.segs.first_mut(), vector) {
+        cs.selector = u16::from(vector) << 8;
+        cs.base = u64::from(vector) << 12;
+        st.regs.rip = 0;
+    }
+    st.set_sregs_common(&c, host_cr4_reserved)?;
+    st.events = Default::default();
+    Ok(())
+}
+
+impl<H: Hw> Svm<H> {
+    fn irq_handles<O: Os>(ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Handles<O>>> {
+        match &ctx.vcpu().irq {
+            Some(VcpuIrq { chip, slot }) => Ok(Some((chip.try_clone()?, slot.try_clone()?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Before an entry, with an in-kernel irqchip: waits in the kernel while the vCPU is
+    /// halted or waiting for a start-up IPI (until something to deliver, a signal, or the
+    /// APIC timer), starts it on a start-up IPI, then queues the deliverable interrupt or
+    /// asks for a VINTR window. `Some(Exit::Interrupted)` to let the core see a signal.
+    pub(super) fn irq_entry<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Exit>> {
+        let Some((chip, slot)) = Self::irq_handles(ctx)? else {
+            ctx.vcpu().irq_window = false;
+            return Ok(None);
+        };
+        let os = ctx.os();
+        if !slot.has_kicker() {
+            slot.set_kicker(ctx.kicker()?);
+        }
+        loop {
+            let now = os.time_monotonic_ns();
+            let (state, init) = {
+                let mut l = slot.lapic.lock();
+                let init = core::mem::take(&mut l.init_pending);
+                if init {
+                    l.init_reset();
+                }
+                (l.mp_state, init)
+            };
+            // INIT resets the processor; the BSP then runs from the reset vector, an AP waits
+            // for a start-up IPI.
+            if init && ctx.vcpu().st.apic_base & (1 << 8) != 0 {
+                let tsc = self.hw.rdtsc();
+                init_state(
+                    &mut ctx.vcpu().st,
+                    slot.vcpu_id,
+                    None,
+                    self.host_cr4_reserved,
+                    tsc,
+                )?;
+                slot.lapic.lock().mp_state = MpState::Runnable;
+                continue;
+            }
+            let halted = match state {
+                MpState::Runnable => break,
+                MpState::SipiReceived(vector) => {
+                    let tsc = self.hw.rdtsc();
+                    init_state(
+                        &mut ctx.vcpu().st,
+                        slot.vcpu_id,
+                        Some(vector),
+                        self.host_cr4_reserved,
+                        tsc,
+                    )?;
+                    slot.lapic.lock().mp_state = MpState::Runnable;
+                    break;
+                }
+                MpState::Halted => {
+                    if chip.wakeup_pending(&slot, now) {
+                        slot.lapic.lock().mp_state = MpState::Runnable;
+                        break;
+                    }
+                    true
+                }
+                MpState::Uninitialized | MpState::InitReceived => false,
+            };
+            let deadline = slot.lapic.lock().next_deadline();
+            let cond = || {
+                if halted {
+                    chip.wakeup_pending(&slot, os.time_monotonic_ns())
+                } else {
+                    let l = slot.lapic.lock();
+                    l.init_pending || matches!(l.mp_state, MpState::SipiReceived(_))
+                }
+            };
+            let r = match deadline {
+                Some(d) if halted => slot.wq.wait_until_timeout(&cond, d.saturating_sub(now)),
+                _ => slot.wq.wait_until(&cond).map(|()| true),
+            };
+            if r.is_err() || os.thread_signal_pending() || os.thread_resched_needed() {
+                return Ok(Some(Exit::Interrupted));
+            }
+        }
+        let now = os.time_monotonic_ns();
+        let v = ctx.vcpu();
+        v.irq_window = chip.prepare_entry(&slot, &mut v.st, now) == Entry::Window;
+        Ok(None)
+    }
+
+    /// `RDMSR`/`WRMSR` of an MSR the in-kernel local APIC owns (`IA32_TSC_DEADLINE`): carried
+    /// out, RIP stepped past it. `false` for any other MSR, or without an irqchip.
+    pub(super) fn irq_msr<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, write: bool) -> bool {
+        let os = ctx.os();
+        let v = ctx.vcpu();
+        // CAST: RDMSR/WRMSR take ECX.
+        let (Some(irq), MSR_TSC_DEADLINE) = (&v.irq, v.st.regs.rcx as u32) else {
+            return false;
+        };
+        let st = &mut v.st;
+        let mut l = irq.slot.lapic.lock();
+        if write {
+            let value = (st.regs.rdx << 32) | (st.regs.rax & 0xffff_ffff);
+            let guest_now = self.hw.rdtsc().wrapping_add(st.msrs.tsc_offset);
+            let now = os.time_monotonic_ns();
+            let khz = os.tsc_khz().max(1);
+            // TSC ticks to ns: ticks * 10^6 / kHz, without 128-bit arithmetic (kernels have no
+            // helpers for it); a deadline in the past fires at once.
+            let ticks = value.saturating_sub(guest_now);
+            let ns = tsc_ticks_to_ns(ticks, khz);
+            l.write_tsc_deadline(value, now.saturating_add(ns));
+        } else {
+            let d = l.read_tsc_deadline();
+            st.regs.rax = d & 0xffff_ffff;
+            st.regs.rdx = d >> 32;
+        }
+        st.regs.rip = st.regs.rip.wrapping_add(2);
+        true
+    }
+
+    /// An exit the backend decided on, seen by the irqchip first: PIC port accesses and
+    /// IOAPIC/local-APIC MMIO are carried out here (and the instruction finished), so the
+    /// guest runs on; anything else is returned for the core.
+    pub(super) fn irq_exit<O: Os>(
+        &self,
+        ctx: &mut RunCtx<'_, O, Self>,
+        exit: Exit,
+    ) -> KResult<Option<Exit>> {
+        let mut exit = exit;
+        loop {
+            if !self.irq_exit_one(ctx, exit)? {
+                return Ok(Some(exit));
+            }
+            // A read-modify-write has a second access, queued by the completion.
+            match ctx.vcpu().queued_exit.take() {
+                Some(next) => exit = next,
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// Handles one exit in the kernel if it belongs to the irqchip; `false` if not.
+    fn irq_exit_one<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, exit: Exit) -> KResult<bool> {
+        let Some((chip, slot)) = Self::irq_handles(ctx)? else {
+            return Ok(false);
+        };
+        let os = ctx.os();
+        match exit {
+            Exit::Io {
+                port,
+                size,
+                out,
+                count: 1,
+            } if PicPair::owns_port(port) && ctx.vcpu().pending_ins.is_none() => {
+                let n = usize::from(size).clamp(1, 4);
+                // CAST: the low half of RAX holds an OUT's data.
+                let mut data = (ctx.vcpu().st.regs.rax as u32).to_le_bytes();
+                let Some(bytes) = data.get_mut(..n) else {
+                    return Ok(false);
+                };
+                chip.pio(os, port, out, bytes);
+                if !out {
+                    if !ctx.pio_write(0, bytes) {
+                        return Err(Errno::EFAULT);
+                    }
+                    <Self as kvmport_core::Arch<O>>::vcpu_complete(
+                        self,
+                        ctx,
+                        Completion::Io {
+                            input: true,
+                            size,
+                            count: 1,
+                        },
+                    )?;
+                }
+                Ok(true)
+            }
+            Exit::Mmio {
+                gpa: Gpa(gpa),
+                len,
+                write,
+            } => {
+                let n = usize::from(len).clamp(1, 8);
+                let mask = if n >= 8 {
+                    u64::MAX
+                } else {
+                    (1u64 << (n * 8)) - 1
+                };
+                let val = write.map(|d| u64::from_le_bytes(d) & mask);
+                let base = ctx.vcpu().st.apic_base;
+                let apic_page = base & 0x000f_ffff_ffff_f000;
+                let in_apic = base & lapic::BASE_ENABLE != 0
+                    && base & lapic::BASE_X2APIC == 0
+                    && gpa & !0xfff == apic_page;
+                let result = if in_apic {
+                    let now = os.time_monotonic_ns();
+                    let off = gpa & 0xfff;
+                    match val {
+                        Some(x) => {
+                            let w = slot.lapic.lock().mmio_write(off, x, now);
+                            chip.apic_write_effect(os, &slot, w);
+                            Some(0)
+                        }
+                        None => Some(slot.lapic.lock().mmio_read(off, n, now)),
+                    }
+                } else {
+                    chip.ioapic_mmio(os, gpa, n, val)
+                };
+                let Some(r) = result else {
+                    return Ok(false);
+                };
+                self.complete_mmio(ctx, &(r & mask).to_le_bytes());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tsc_conversion() {
+        assert_eq!(tsc_ticks_to_ns(3_000_000, 3_000_000), 1_000_000);
+        assert_eq!(tsc_ticks_to_ns(1, 3_000_000), 0);
+        assert_eq!(tsc_ticks_to_ns(4_500, 3_000), 1_500_000);
+        assert_eq!(tsc_ticks_to_ns(u64::MAX, 1), u64::MAX);
+        assert_eq!(tsc_ticks_to_ns(u64::MAX, 0), u64::MAX);
+        assert_eq!(tsc_ticks_to_ns(2_999_999, 3_000_000), 999_999);
+    }
+
+    #[test]
+    fn sipi_and_init_states() {
+        let mut st = VcpuState::reset(1, 0).unwrap();
+        st.regs.rax = 0x1234;
+        st.regs.rip = 0x5555;
+        let base = st.apic_base;
+        init_state(&mut st, 1, Some(0x9a), 0, 0).unwrap();
+        let s = st.sregs();
+        assert_eq!((s.cs.selector, s.cs.base), (0x9a00, 0x9a000));
+        assert_eq!((st.regs.rip, st.regs.rax), (0, 0));
+        assert_eq!(s.apic_base, base);
+        assert_eq!(s.cr0 & 1, 0, "real mode");
+        // INIT of the BSP: the reset vector.
+        let mut bsp = VcpuState::reset(0, 0).unwrap();
+        bsp.regs.rip = 0x1000;
+        init_state(&mut bsp, 0, None, 0, 0).unwrap();
+        let s = bsp.sregs();
+        assert_eq!(
+            (s.cs.selector, s.cs.base, bsp.regs.rip),
+            (0xf000, 0xffff_0000, 0xfff0)
+        );
+    }
+}
