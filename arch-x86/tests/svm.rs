@@ -136,13 +136,7 @@ impl Hw for FakeHw {
         self.cfg.world
     }
 
-    unsafe fn world_switch(
-        &self,
-        vmcb_pa: u64,
-        _host_pa: u64,
-        regs: *mut KvmRegs,
-        _vmcb: *mut u8,
-    ) {
+    unsafe fn world_switch(&self, vmcb_pa: u64, _host_pa: u64, regs: *mut KvmRegs, _vmcb: *mut u8) {
         // The VMCB "physical address" is the test page's host address (testkit's HostPage).
         // SAFETY: the backend passes its own live VMCB page and the vCPU's registers.
         let (vmcb, regs) = unsafe {

@@ -45,6 +45,8 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
                   against kvmport before its suite
   --guest-fuzz S  after each run's suite, run random guest code (real and long mode) with
                   kvm-guestfuzz for S seconds; every run must end in an explained exit
+  --guest-fuzz-args A  extra kvm-guestfuzz arguments (e.g. \"--modes long --verbose\")
+  --qemu-log PATH QEMU's own log of CPU resets and guest errors (-d cpu_reset,guest_errors)
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
   --suite PATH    run this static binary instead of building kvmport-conformance
@@ -189,7 +191,7 @@ while read -r label dev mods; do
       echo "VMTEST-FUZZ $label rc=$frc"
     fi
     if [ "$GUEST_FUZZ_SECS" -gt 0 ] 2>/dev/null; then
-      /bin/kvm-guestfuzz --device "$dev" --seconds "$GUEST_FUZZ_SECS" </dev/null 2>&1
+      /bin/kvm-guestfuzz --device "$dev" --seconds "$GUEST_FUZZ_SECS" $(cat /etc/vmtest/guest-fuzz-args) </dev/null 2>&1
       echo "VMTEST-GUESTFUZZ $label rc=$?"
     fi
   else
@@ -246,6 +248,10 @@ struct Opts {
     demo: bool,
     /// Seconds of `kvm-guestfuzz` (random guest code) per run (0: none).
     guest_fuzz: u64,
+    /// Extra `kvm-guestfuzz` arguments.
+    guest_fuzz_args: String,
+    /// QEMU's own log (`-d cpu_reset,guest_errors -D PATH`).
+    qemu_log: Option<PathBuf>,
 }
 
 impl Opts {
@@ -266,6 +272,8 @@ impl Opts {
             monitor: None,
             demo: false,
             guest_fuzz: 0,
+            guest_fuzz_args: String::new(),
+            qemu_log: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -302,6 +310,8 @@ impl Opts {
                 "--append" => o.append = value("--append")?,
                 "--monitor" => o.monitor = Some(PathBuf::from(value("--monitor")?)),
                 "--demo" => o.demo = true,
+                "--guest-fuzz-args" => o.guest_fuzz_args = value("--guest-fuzz-args")?,
+                "--qemu-log" => o.qemu_log = Some(PathBuf::from(value("--qemu-log")?)),
                 "--guest-fuzz" => {
                     o.guest_fuzz = value("--guest-fuzz")?
                         .parse()
@@ -982,6 +992,8 @@ fn write_initramfs(
     a.file("etc/vmtest/fuzz-seconds", 0o644, fuzz_secs.as_bytes());
     let gf = format!("{}\n", opts.guest_fuzz);
     a.file("etc/vmtest/guest-fuzz-seconds", 0o644, gf.as_bytes());
+    let gfa = format!("{}\n", opts.guest_fuzz_args);
+    a.file("etc/vmtest/guest-fuzz-args", 0o644, gfa.as_bytes());
     if let Some(g) = &plan.guest_fuzzer {
         let bytes = fs::read(g).map_err(io_err(g))?;
         a.file("bin/kvm-guestfuzz", 0o755, &bytes);
@@ -1360,6 +1372,9 @@ fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, opts: &Opts) -> Result<Outco
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    if let Some(p) = &opts.qemu_log {
+        cmd.args(["-d", "cpu_reset,guest_errors", "-D"]).arg(p);
+    }
     let shown = format!("{cmd:?}");
     let _ = writeln!(logf, "# {shown}");
     eprintln!(

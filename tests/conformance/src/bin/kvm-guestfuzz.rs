@@ -85,8 +85,8 @@ fn alarm(after: Option<Duration>) {
             tv_usec: 0,
         },
         it_value: libc::timeval {
-            tv_sec: d.as_secs() as libc::time_t,
-            tv_usec: d.subsec_micros() as libc::suseconds_t,
+            tv_sec: d.as_secs().try_into().unwrap_or(0),
+            tv_usec: d.subsec_micros().into(),
         },
     };
     // SAFETY: setitimer reads `t` and writes nothing (old value not asked for).
@@ -94,9 +94,25 @@ fn alarm(after: Option<Duration>) {
 }
 
 /// One round: random code at [`CODE`] in `mode`, run until an ending exit.
-fn round(g: &Guest, mode: Mode, rng: &mut Rng, t: &mut Tally) -> Result<bool, String> {
+fn round(
+    g: &Guest,
+    mode: Mode,
+    rng: &mut Rng,
+    t: &mut Tally,
+    cut: Option<usize>,
+) -> Result<bool, String> {
     let mut code = vec![0u8; CODE_LEN];
     rng.fill(&mut code);
+    if let Some(k) = cut {
+        // Bisecting a crash: only the first `k` bytes stay random, the rest is HLT.
+        for b in code.iter_mut().skip(k) {
+            *b = 0xF4;
+        }
+        println!(
+            "guestfuzz: cut at {k}: {:02x?}",
+            code.get(k.saturating_sub(16)..k).unwrap_or(&[])
+        );
+    }
     g.mem.write(CODE, &code);
     init_vcpu(&g.vcpu, mode, CODE)?;
     t.rounds[usize::from(mode == Mode::Long64)] += 1;
@@ -154,7 +170,14 @@ fn round(g: &Guest, mode: Mode, rng: &mut Rng, t: &mut Tally) -> Result<bool, St
     Ok(true)
 }
 
-fn run(device: &str, seconds: u64, seed: u64) -> Result<Tally, String> {
+fn run(
+    device: &str,
+    seconds: u64,
+    seed: u64,
+    modes: &[Mode],
+    verbose: bool,
+    cut: Option<(u64, u32, usize)>,
+) -> Result<Tally, String> {
     install_alarm();
     let ctx = Ctx {
         device: device.into(),
@@ -164,7 +187,10 @@ fn run(device: &str, seconds: u64, seed: u64) -> Result<Tally, String> {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let mut n = 0u64;
     while Instant::now() < deadline {
-        let mode = if n % 2 == 0 { Mode::Real } else { Mode::Long64 };
+        let mode = modes
+            .get((n % modes.len() as u64) as usize)
+            .copied()
+            .unwrap_or(Mode::Real);
         n += 1;
         let g = Guest::new(&ctx, mode, &Code::new().op(&[0xF4]))?;
         // Random bytes in the rest of RAM above the tables too, so jumps land in noise.
@@ -173,8 +199,13 @@ fn run(device: &str, seconds: u64, seed: u64) -> Result<Tally, String> {
             rng.fill(&mut noise);
             g.mem.write(page, &noise);
         }
-        for _ in 0..ROUNDS_PER_VM {
-            if Instant::now() >= deadline || !round(&g, mode, &mut rng, &mut t)? {
+        for r in 0..ROUNDS_PER_VM {
+            if verbose {
+                // Flushed before the round, so the last line names the round that was running.
+                println!("guestfuzz: vm {n} round {r} {mode:?} rng {:#x}", rng.0);
+            }
+            let c = cut.and_then(|(v, rr, k)| (v == n && rr == r).then_some(k));
+            if Instant::now() >= deadline || !round(&g, mode, &mut rng, &mut t, c)? {
                 break;
             }
         }
@@ -182,17 +213,57 @@ fn run(device: &str, seconds: u64, seed: u64) -> Result<Tally, String> {
     Ok(t)
 }
 
+/// A decimal or `0x` hexadecimal number.
+fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut device, mut seconds, mut seed) = ("/dev/kvm".to_string(), 10u64, 0u64);
+    let mut modes = vec![Mode::Real, Mode::Long64];
+    let mut verbose = false;
+    let mut cut: Option<(u64, u32, usize)> = None;
     while let Some(a) = args.next() {
+        if a == "--verbose" {
+            verbose = true;
+            continue;
+        }
         let v = args.next();
         match (a.as_str(), v) {
+            // --cut VM:ROUND:K (bisecting a crash; see docs/linux.md)
+            ("--cut", Some(c)) => {
+                let p: Vec<u64> = c.split(':').filter_map(parse_u64).collect();
+                match p.as_slice() {
+                    [v, r, k] => cut = Some((*v, *r as u32, *k as usize)),
+                    _ => return ExitCode::from(2),
+                }
+            }
+            ("--modes", Some(m)) => {
+                modes = m
+                    .split(',')
+                    .filter_map(|x| match x {
+                        "real" => Some(Mode::Real),
+                        "prot32" => Some(Mode::Prot32),
+                        "long" => Some(Mode::Long64),
+                        _ => None,
+                    })
+                    .collect();
+                if modes.is_empty() {
+                    eprintln!("--modes takes real,prot32,long");
+                    return ExitCode::from(2);
+                }
+            }
             ("--device", Some(d)) => device = d,
             ("--seconds", Some(s)) if s.parse::<u64>().is_ok() => seconds = s.parse().unwrap_or(10),
-            ("--seed", Some(s)) if s.parse::<u64>().is_ok() => seed = s.parse().unwrap_or(0),
+            ("--seed", Some(s)) if parse_u64(&s).is_some() => seed = parse_u64(&s).unwrap_or(0),
             _ => {
-                eprintln!("usage: kvm-guestfuzz [--device PATH] [--seconds N] [--seed S]");
+                eprintln!(
+                    "usage: kvm-guestfuzz [--device PATH] [--seconds N] [--seed S] [--modes real,prot32,long] [--verbose]"
+                );
                 return ExitCode::from(2);
             }
         }
@@ -202,7 +273,10 @@ fn main() -> ExitCode {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
     }
-    match run(&device, seconds, seed) {
+    if verbose {
+        println!("guestfuzz: {device}, seed {seed:#x}, modes {modes:?}, {seconds} s");
+    }
+    match run(&device, seconds, seed, &modes, verbose, cut) {
         Ok(t) => {
             println!(
                 "guestfuzz: {device}, seed {seed:#x}: {} rounds (real {}, long {}); exits: io {}, mmio {}, \
