@@ -55,6 +55,8 @@ pub struct Kernel {
     /// umem cookies: cookie -> (va, pages).
     umem: BTreeMap<u64, (u64, u64)>,
     locks: BTreeMap<u64, (bool, bool)>,
+    /// Live condition variables (cv_init without cv_destroy) -> cv_broadcast calls.
+    cvs: BTreeMap<u64, usize>,
     cpusets: BTreeMap<u64, ()>,
     /// Minor nodes by name: (minor, node type).
     pub nodes: BTreeMap<String, (u32, String)>,
@@ -614,6 +616,46 @@ extern "C" fn mutex_exit(m: u64) {
         Some((held, _)) if *held => *held = false,
         _ => k.problems.push("mutex_exit of a mutex not held".into()),
     });
+}
+
+/// condvar(9F) `cv_init`: `CV_DRIVER` (1) only, on a condition variable not already live.
+extern "C" fn cv_init(cv: u64, _name: u64, ty: i32, _arg: u64) {
+    if ty != 1 {
+        problem(format!("cv_init type {ty} (DDI drivers use CV_DRIVER)"));
+    }
+    k(|k| {
+        if k.cvs.insert(cv, 0).is_some() {
+            k.problems.push("cv_init of a live condition variable".into());
+        }
+    });
+}
+/// `cv_destroy`: of a live condition variable.
+extern "C" fn cv_destroy(cv: u64) {
+    if k(|k| k.cvs.remove(&cv)).is_none() {
+        problem("cv_destroy of an unknown condition variable".into());
+    }
+}
+/// `cv_broadcast`: wakes every waiter (the harness has one thread, so none can be waiting).
+extern "C" fn cv_broadcast(cv: u64) {
+    k(|k| match k.cvs.get_mut(&cv) {
+        Some(n) => *n += 1,
+        None => k.problems.push("cv_broadcast of an unknown condition variable".into()),
+    });
+}
+/// `cv_wait_sig(cv, m)`: with `m` held, drops it, sleeps until woken or a signal arrives,
+/// retakes it; 0 when a signal ended the wait. The harness's one thread has nobody to wake
+/// it, so a wait without a deliverable signal would sleep forever: that is reported as a
+/// problem and ends as if a signal had arrived.
+extern "C" fn cv_wait_sig(cv: u64, m: u64) -> i32 {
+    let ok = k(|k| k.cvs.contains_key(&cv) && matches!(k.locks.get(&m), Some((true, _))));
+    if !ok {
+        problem("cv_wait_sig on an unknown condition variable or without its mutex".into());
+        return 0;
+    }
+    if issig(0) == 0 {
+        problem("cv_wait_sig with no signal pending: the single harness thread would sleep forever".into());
+    }
+    0
 }
 
 // ------------------------------------------------------------ messages
@@ -1508,6 +1550,10 @@ pub fn resolve(name: &str) -> Option<Target> {
         "ddi_devmap_segmap" => ddi_devmap_segmap as *const () as u64,
         "devmap_default_access" => devmap_default_access as *const () as u64,
         "mutex_init" => mutex_init as *const () as u64,
+        "cv_init" => cv_init as *const () as u64,
+        "cv_destroy" => cv_destroy as *const () as u64,
+        "cv_broadcast" => cv_broadcast as *const () as u64,
+        "cv_wait_sig" => cv_wait_sig as *const () as u64,
         "mutex_destroy" => mutex_destroy as *const () as u64,
         "mutex_enter" => mutex_enter as *const () as u64,
         "mutex_exit" => mutex_exit as *const () as u64,
@@ -1551,6 +1597,7 @@ pub fn outstanding() -> BTreeMap<String, usize> {
         m.insert("kmem".into(), k.kmem.len());
         m.insert("umem".into(), k.umem.len());
         m.insert("mutex".into(), k.locks.len());
+        m.insert("condition variable".into(), k.cvs.len());
         m.insert("cpuset".into(), k.cpusets.len());
         m.insert("devmap handle".into(), k.dhps.len());
         m.insert("minor node".into(), k.nodes.len());
