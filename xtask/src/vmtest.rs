@@ -46,7 +46,8 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
   --guest-fuzz S  after each run's suite, run random guest code (real and long mode) with
                   kvm-guestfuzz for S seconds; every run must end in an explained exit
   --guest-fuzz-args A  extra kvm-guestfuzz arguments (e.g. \"--modes long --verbose\")
-  --qemu-log PATH QEMU's own log of CPU resets and guest errors (-d cpu_reset,guest_errors)
+  --qemu-log PATH QEMU's own log of CPU resets and guest errors (-d cpu_reset,guest_errors;
+                  $KVMPORT_QEMU_LOG_ITEMS overrides the -d items)
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
   --suite PATH    run this static binary instead of building kvmport-conformance
@@ -1373,7 +1374,9 @@ fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, opts: &Opts) -> Result<Outco
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(p) = &opts.qemu_log {
-        cmd.args(["-d", "cpu_reset,guest_errors", "-D"]).arg(p);
+        let items = std::env::var("KVMPORT_QEMU_LOG_ITEMS")
+            .unwrap_or_else(|_| "cpu_reset,guest_errors".to_string());
+        cmd.args(["-d", &items, "-D"]).arg(p);
     }
     let shown = format!("{cmd:?}");
     let _ = writeln!(logf, "# {shown}");
