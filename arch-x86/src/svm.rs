@@ -1459,6 +1459,8 @@ impl<H: Hw> Svm<H> {
             v.img.set_u32(ctl::MISC1, misc | misc1::INTN);
         }
         vmrun::load_guest(&mut v.img, &v.st);
+        // The guest's RDTSC reads the same clock as its TSC MSR (KVM_GET/SET_MSRS, WRMSR).
+        v.img.set_u64(ctl::TSC_OFFSET, v.st.msrs.tsc_offset);
         // Single-step: the guest runs one instruction with TF set by us (hidden again below).
         let step_tf = dbg & KVM_GUESTDBG_SINGLESTEP != 0 && v.st.regs.rflags & RFLAGS_TF == 0;
         if step_tf {

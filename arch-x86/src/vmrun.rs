@@ -89,6 +89,8 @@ pub mod ctl {
     pub const MISC2: usize = 0x010;
     /// `IOPM_BASE_PA` (u64).
     pub const IOPM_BASE: usize = 0x040;
+    /// `TSC_OFFSET` (u64): added to the host's TSC for the guest's `RDTSC`/`RDTSCP`.
+    pub const TSC_OFFSET: usize = 0x050;
     /// `MSRPM_BASE_PA` (u64).
     pub const MSRPM_BASE: usize = 0x048;
     /// Guest ASID (u32).
