@@ -417,7 +417,9 @@ impl<P: Platform> Drop for Vm<P> {
     /// Ends the user-memory watch before anything else of the VM goes: afterwards no
     /// invalidation can reach it.
     fn drop(&mut self) {
-        if let Some(watch) = self.mm_watch.lock().take() {
+        // Taken out first, so that the (sleeping) unwatch runs with no core lock held.
+        let watch = self.mm_watch.lock().take();
+        if let Some(watch) = watch {
             self.sys.os().user_mm_unwatch(watch);
         }
     }
