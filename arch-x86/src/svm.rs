@@ -960,6 +960,33 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         vm.npt.lock().clear();
     }
 
+    /// Tears the whole nested page table down, like [`Arch::vm_slots_changed`] (a ranged
+    /// drop would need per-frame bookkeeping of the held pages). The generation moves on even
+    /// when nothing is mapped, so a fault that resolved a page of the range before this call
+    /// does not map it afterwards. Without blocking, the table lock is only tried, and a table
+    /// with held pages is left for a blocking retry (`EAGAIN`): releasing a page that was
+    /// cleaned since it was written may take its page lock.
+    fn vm_user_range_invalidate(
+        &self,
+        _os: &O,
+        vm: &SvmVm<O>,
+        _as_id: u16,
+        _first: Gfn,
+        _count: u64,
+        blockable: bool,
+    ) -> KResult<()> {
+        let mut npt = if blockable {
+            vm.npt.lock()
+        } else {
+            vm.npt.try_lock().ok_or(Errno::EAGAIN)?
+        };
+        if !blockable && !npt.holds_nothing() {
+            return Err(Errno::EAGAIN);
+        }
+        npt.clear();
+        Ok(())
+    }
+
     /// Write-protects again by tearing the nested page table down, like
     /// [`Arch::vm_slots_changed`].
     fn vm_dirty_rearm(&self, _os: &O, vm: &SvmVm<O>, _as_id: u16, _first: Gfn, _count: u64) {
@@ -1781,6 +1808,7 @@ impl<H: Hw> Svm<H> {
         let os = ctx.os();
         let vm = ctx.vm();
         let generation = vm.npt.lock().generation;
+        let begun = ctx.mmu_begin();
         match ctx.gfn_resolve(0, Gfn(gfn), write)? {
             GuestPage::Mmio => Ok(Some(self.start_mmio(ctx, gpa, write))),
             GuestPage::Ram {
@@ -1789,8 +1817,9 @@ impl<H: Hw> Svm<H> {
                 log_dirty,
             } => {
                 let mut npt = vm.npt.lock();
-                if npt.generation != generation {
-                    // Torn down meanwhile: fault again against the new slots.
+                if npt.generation != generation || ctx.mmu_retry(begun) {
+                    // Torn down meanwhile, or the user memory changed or is changing: fault
+                    // again against the new slots and mappings.
                     return Ok(None);
                 }
                 npt.map(os, gpa & !0xfff, page, writable && (write || !log_dirty))?;

@@ -782,6 +782,11 @@ impl<O: Os> Npt<O> {
         self.held.get(h as usize)
     }
 
+    /// Whether the table holds no guest page.
+    pub fn holds_nothing(&self) -> bool {
+        self.held.is_empty()
+    }
+
     /// Tears the whole table down, releasing table pages and held guest pages.
     pub fn clear(&mut self) {
         self.tables.clear();

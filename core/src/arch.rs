@@ -258,6 +258,24 @@ pub trait Arch<O: Os>: Sized + Send + Sync + 'static {
     /// A memslot changed: drop stage-2 mappings of deleted or moved frames, or write-protect
     /// a slot whose dirty logging was switched on. Called with the memslot lock held.
     fn vm_slots_changed(&self, os: &O, vm: &Self::Vm, change: SlotChange);
+    /// The user memory behind guest frames `[first, first + count)` of address space `as_id`
+    /// is about to be unmapped or changed by the owning process ([`crate::os::UserMmListener`]):
+    /// drop every stage-2 mapping and held page of those frames before returning, waiting for
+    /// any vCPU that may be in the guest with them. With `blockable` false this must not
+    /// sleep: return `EAGAIN` when it would have to. Called with the memslot lock held.
+    /// Default: nothing to do (for a backend that holds no user pages).
+    fn vm_user_range_invalidate(
+        &self,
+        os: &O,
+        vm: &Self::Vm,
+        as_id: u16,
+        first: Gfn,
+        count: u64,
+        blockable: bool,
+    ) -> KResult<()> {
+        let _ = (os, vm, as_id, first, count, blockable);
+        Ok(())
+    }
     /// Dirty bits of `[first, first + count)` were cleared: write-protect those frames again
     /// so the next guest write is seen. Called with the memslot lock held.
     fn vm_dirty_rearm(&self, os: &O, vm: &Self::Vm, as_id: u16, first: Gfn, count: u64);

@@ -505,6 +505,29 @@ impl Memslots {
         self.spaces.get(usize::from(as_id))?.lookup(gfn)
     }
 
+    /// Calls `f(as_id, first, count)` for every slot whose user memory overlaps user
+    /// addresses `[start, end)`, with the guest frames `[first, first + count)` backed by the
+    /// overlap. Allocates nothing.
+    pub fn each_user_overlap(&self, start: u64, end: u64, mut f: impl FnMut(u16, Gfn, u64)) {
+        let page = PAGE_SIZE as u64;
+        for (as_id, space) in self.spaces.iter().enumerate() {
+            // CAST: at most `address_spaces` (a u16) spaces.
+            let as_id = as_id as u16;
+            for slot in space.by_id.iter().flatten() {
+                let u0 = slot.uaddr.0;
+                let u1 = u0.saturating_add(slot.npages.saturating_mul(page));
+                let (lo, hi) = (start.max(u0), end.min(u1));
+                if lo >= hi {
+                    continue;
+                }
+                // Whole pages of the slot touched by [lo, hi); the slot's start is aligned.
+                let first = (lo - u0) / page;
+                let last = (hi - u0).div_ceil(page);
+                f(as_id, Gfn(slot.base.0 + first), last - first);
+            }
+        }
+    }
+
     /// Number of slots in address space `as_id`.
     pub fn count(&self, as_id: u16) -> usize {
         self.spaces
@@ -560,6 +583,32 @@ mod tests {
 
     fn slots() -> Memslots {
         Memslots::new(LIMITS).unwrap()
+    }
+
+    #[test]
+    fn user_overlap_ranges() {
+        let mut m = slots();
+        // Slot 0: gfn 0x100.. backed by user 0x10_0000..0x10_4000 (4 pages);
+        // slot 1 of address space 1: gfn 0 backed by 0x10_2000..0x10_3000 (1 page).
+        m.set(&region(0, 0x10_0000, 0x4000, 0x10_0000, 0), ok, false)
+            .unwrap();
+        m.set(&region((1 << 16) | 1, 0, 0x1000, 0x10_2000, 0), ok, false)
+            .unwrap();
+        let collect = |m: &Memslots, a: u64, b: u64| {
+            let mut v = std::vec::Vec::new();
+            m.each_user_overlap(a, b, |as_id, g, n| v.push((as_id, g.0, n)));
+            v.sort();
+            v
+        };
+        assert_eq!(collect(&m, 0, 0x10_0000), []);
+        assert_eq!(collect(&m, 0x10_4000, u64::MAX), []);
+        // A partial page counts whole.
+        assert_eq!(collect(&m, 0x10_0fff, 0x10_1001), [(0, 0x100, 2)]);
+        assert_eq!(collect(&m, 0, u64::MAX), [(0, 0x100, 4), (1, 0, 1)]);
+        assert_eq!(
+            collect(&m, 0x10_2800, 0x10_2801),
+            [(0, 0x102, 1), (1, 0, 1)]
+        );
     }
 
     #[test]

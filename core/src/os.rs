@@ -62,6 +62,14 @@ pub trait Lock<T>: Send + Sync + Sized {
     /// preemptible context; a spin lock may be taken anywhere and disables preemption while
     /// held.
     fn lock(&self) -> Self::Guard<'_>;
+
+    /// Takes the lock only if that needs no waiting: `None` when it is held. Never sleeps, so
+    /// it may be used where sleeping is forbidden (a non-blockable MMU-notifier call). The
+    /// default always gives `None`; ports that deliver user-memory invalidations
+    /// ([`Os::user_mm_watch`]) implement it.
+    fn try_lock(&self) -> Option<Self::Guard<'_>> {
+        None
+    }
 }
 
 /// A zeroed, physically contiguous, page-aligned page of kernel memory owned by the core.
@@ -124,6 +132,36 @@ pub trait EventFd: Send + Sync {
     /// Whether two references name the same underlying eventfd.
     fn same(&self, other: &Self) -> bool;
 }
+
+/// Something told when user memory of the process that created it is about to be unmapped or
+/// changed (a VM; see [`Os::user_mm_watch`]).
+pub trait UserMmListener: Send + Sync {
+    /// The process's mapping of user addresses `[start, end)` is about to be unmapped or
+    /// changed (`munmap`, `mmap(MAP_FIXED)`, `madvise(MADV_DONTNEED)`, a truncated file, page
+    /// migration, ...), or the whole address space is going away (`start` 0, `end`
+    /// `u64::MAX`). Before returning, the listener must stop using every page it resolved in
+    /// that range: no guest may reach one afterwards, and held pages are released.
+    ///
+    /// With `blockable` false the call must not sleep (Linux's
+    /// `mmu_notifier_range_blockable`): then it returns `EAGAIN` when the work would need to
+    /// sleep, and the kernel retries or gives up. Any other error is never returned. Called
+    /// in the kernel's memory-management paths, possibly with the process's address-space
+    /// lock, a file's mapping lock or a page lock held: the listener takes only its own
+    /// locks.
+    fn user_range_invalidate(&self, start: u64, end: u64, blockable: bool) -> KResult<()>;
+
+    /// The kernel has finished the change announced by a call of
+    /// [`UserMmListener::user_range_invalidate`] with the same range (the old pages are out
+    /// of the process's page tables). Called once after each such call, also after one that
+    /// returned `EAGAIN`; never sleeps. Until it comes, a page resolved in the range may still
+    /// be the old one, so the listener must not start using pages resolved meanwhile.
+    fn user_range_invalidate_end(&self, start: u64, end: u64);
+}
+
+/// A registration made by [`Os::user_mm_watch`]: a value only the glue interprets, handed
+/// back once to [`Os::user_mm_unwatch`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct UserMmWatch(pub u64);
 
 /// Importance of a log message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,9 +234,39 @@ pub trait Os: Send + Sync + Sized + 'static {
     /// Resolves the user page containing `addr` (faulting it in if needed) and holds it so its
     /// physical address stays valid until the returned value is dropped. `EFAULT` if there is
     /// no such mapping or it lacks the access asked for. Preemptible context of the owning
-    /// process. When user space later unmaps or changes the mapping, the glue must tell the
-    /// core (see `Vm::user_range_invalidated`, a later issue) before the page is reused.
+    /// process. When user space later unmaps or changes the mapping, a port with
+    /// [`Os::user_mm_watch`] tells the VM, which releases the page. Called with no core lock
+    /// held (resolving may take the process's address-space lock, which the kernel holds
+    /// while it calls [`UserMmListener::user_range_invalidate`]).
     fn user_page_hold(&self, addr: UserAddr, write: bool) -> KResult<Self::HeldPage>;
+
+    /// Whether this port delivers user-memory invalidations through [`Os::user_mm_watch`]
+    /// (Linux: MMU notifiers). The core then reports `KVM_CAP_SYNC_MMU`. Default: `false`.
+    fn user_mm_notifies(&self) -> bool {
+        false
+    }
+
+    /// Registers `listener` to be told ([`UserMmListener::user_range_invalidate`]) whenever
+    /// the calling process's user memory is about to be unmapped or changed, until
+    /// [`Os::user_mm_unwatch`]. `Ok(None)` when the port has no such notification (then held
+    /// pages stay held until a memslot change, and user space must not give back slot
+    /// memory while the VM uses it). Preemptible context of the owning process, no core lock
+    /// held.
+    ///
+    /// The core guarantees that `listener` stays alive at the same address until it has
+    /// passed the returned watch to [`Os::user_mm_unwatch`]; the glue may keep a pointer to
+    /// it until then. Default: `Ok(None)`.
+    fn user_mm_watch(&self, listener: &dyn UserMmListener) -> KResult<Option<UserMmWatch>> {
+        let _ = listener;
+        Ok(None)
+    }
+
+    /// Ends a registration of [`Os::user_mm_watch`]. When it returns, no call to the
+    /// listener is running or will start. Preemptible context, no core lock held (it may
+    /// wait for running calls). Default: nothing.
+    fn user_mm_unwatch(&self, watch: UserMmWatch) {
+        let _ = watch;
+    }
 
     // ----- CPUs -----
 

@@ -126,6 +126,9 @@ impl<P: Platform> System<P> {
             Cap::MultiAddressSpace => i64::from(l.slots.address_spaces),
             Cap::ReadonlyMem => i64::from(l.slots.readonly),
             Cap::ManualDirtyLogProtect2 => DIRTY_LOG_MANUAL_CAPS as i64,
+            // Held guest pages follow user space's mappings only when the port tells VMs of
+            // unmapped or changed user memory.
+            Cap::SyncMmu => i64::from(self.os.user_mm_notifies()),
             _ => 0,
         }
     }

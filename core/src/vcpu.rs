@@ -25,6 +25,7 @@ use crate::kalloc::{KArc, vec_push};
 use crate::memslot::{Gfn, Memslots};
 use crate::os::{HeldPage, Lock, Os, PAGE_SIZE, Page, PreemptGuard, SigMask, UserAddr};
 use crate::user;
+use crate::vm::MmuSeq;
 use crate::vm::Vm;
 use crate::{ArchVcpu, Mutex, Platform};
 
@@ -319,6 +320,7 @@ impl<P: Platform> VcpuFile<P> {
             vcpu: &mut inner.arch,
             shared: &vcpu.shared,
             slots: vm.slots(),
+            mmu: vm.mmu(),
             pio,
             request_interrupt_window: false,
         };
@@ -540,6 +542,7 @@ pub struct RunCtx<'a, O: Os, A: Arch<O>> {
     vcpu: &'a mut A::Vcpu,
     shared: &'a KArc<VcpuShared>,
     slots: &'a O::Mutex<Memslots>,
+    mmu: &'a MmuSeq,
     pio: Option<&'a O::Page>,
     request_interrupt_window: bool,
 }
@@ -608,6 +611,19 @@ impl<'a, O: Os, A: Arch<O>> RunCtx<'a, O, A> {
         self.pio.is_some_and(|p| p.write(off, buf))
     }
 
+    /// The user-memory sequence number to read before [`RunCtx::gfn_resolve`] (see
+    /// [`MmuSeq`]).
+    pub fn mmu_begin(&self) -> u64 {
+        self.mmu.begin()
+    }
+
+    /// Whether a page resolved after [`RunCtx::mmu_begin`] gave `begun` must be dropped
+    /// instead of mapped (user memory may have changed meanwhile; fault again). Check it
+    /// under the lock the backend's [`Arch::vm_user_range_invalidate`] takes.
+    pub fn mmu_retry(&self, begun: u64) -> bool {
+        self.mmu.retry(begun)
+    }
+
     /// Resolves guest frame `gfn` of address space `as_id` for a nested page fault: RAM
     /// (held, and marked dirty when `write`) or MMIO. `EFAULT` when the slot's user memory
     /// cannot be resolved. Preemptible context.
@@ -617,27 +633,35 @@ impl<'a, O: Os, A: Arch<O>> RunCtx<'a, O, A> {
         gfn: Gfn,
         write: bool,
     ) -> KResult<GuestPage<O::HeldPage>> {
-        let slots = self.slots.lock();
-        let Some(slot) = slots.lookup(as_id, gfn) else {
-            return Ok(GuestPage::Mmio);
+        let (uaddr, writable, log_dirty) = {
+            let slots = self.slots.lock();
+            let Some(slot) = slots.lookup(as_id, gfn) else {
+                return Ok(GuestPage::Mmio);
+            };
+            let writable = !slot.flags().readonly();
+            if write && !writable {
+                return Ok(GuestPage::Mmio);
+            }
+            let uaddr = slot.gfn_to_uaddr(gfn).ok_or(Errno::EFAULT)?;
+            if write {
+                slot.mark_dirty(gfn);
+            }
+            (uaddr, writable, slot.flags().log_dirty())
         };
-        let writable = !slot.flags().readonly();
-        if write && !writable {
-            return Ok(GuestPage::Mmio);
-        }
-        let uaddr = slot.gfn_to_uaddr(gfn).ok_or(Errno::EFAULT)?;
+        // Held with the memslot lock released: resolving may wait for the process's
+        // address-space lock, which the kernel holds while it calls
+        // `Vm::user_range_invalidate`, which takes the memslot lock. A slot change or an
+        // invalidation meanwhile bumps the backend's table generation, so the caller drops
+        // this page instead of mapping it.
         let page = self.os.user_page_hold(uaddr, writable)?;
         // The glue's answer is cheap to check, and a misaligned frame would map the wrong page.
         if page.pa() % PAGE_SIZE as u64 != 0 {
             return Err(Errno::EFAULT);
         }
-        if write {
-            slot.mark_dirty(gfn);
-        }
         Ok(GuestPage::Ram {
             page,
             writable,
-            log_dirty: slot.flags().log_dirty(),
+            log_dirty,
         })
     }
 }

@@ -20,11 +20,49 @@ use crate::errno::{Errno, KResult};
 use crate::ioevent::{Bus, IoBus, Request};
 use crate::kalloc::{KArc, vec_filled, vec_push};
 use crate::memslot::{DIRTY_LOG_MANUAL_CAPS, Gfn, Memslots, Region, SlotId};
-use crate::os::{Lock, Os, UserAddr};
+use crate::os::{Lock, Os, UserAddr, UserMmListener, UserMmWatch};
 use crate::system::{Outcome, System};
 use crate::user;
 use crate::vcpu::{Vcpu, VcpuFile};
 use crate::{ArchVm, Mutex, Platform};
+
+/// Tells a nested page fault whether the user memory behind the page it resolved may have
+/// changed meanwhile: a count of invalidations in progress (between
+/// [`UserMmListener::user_range_invalidate`] and its `_end`) and a sequence number bumped at
+/// each end. A fault reads [`MmuSeq::begin`] before resolving the page and maps it only if
+/// [`MmuSeq::retry`] is false under the backend's table lock (which the invalidation's tear-down
+/// also takes), so a page resolved between an invalidation's start and the kernel's removal of
+/// the old page is never mapped.
+#[derive(Debug, Default)]
+pub struct MmuSeq {
+    seq: AtomicU64,
+    active: AtomicU64,
+}
+
+impl MmuSeq {
+    /// The sequence number, read before resolving a page.
+    pub fn begin(&self) -> u64 {
+        self.seq.load(Ordering::SeqCst)
+    }
+
+    /// Whether a page resolved after [`MmuSeq::begin`] gave `begun` must not be mapped: an
+    /// invalidation is in progress or one ended since.
+    pub fn retry(&self, begun: u64) -> bool {
+        self.active.load(Ordering::SeqCst) != 0 || self.seq.load(Ordering::SeqCst) != begun
+    }
+
+    fn start(&self) {
+        self.active.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn end(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        // An end whose start came before the watch was registered finds nothing to undo.
+        let _ = self
+            .active
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |a| a.checked_sub(1));
+    }
+}
 
 /// What a backend may know about the generic side of a VM when handling its commands.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +84,10 @@ pub struct Vm<P: Platform> {
     vcpus: Mutex<P, VcpuTable<P>>,
     iobus: Mutex<P, IoBus<<P::Os as Os>::EventFd>>,
     dirty_manual: AtomicU64,
+    /// The glue's registration for invalidations of the creator's user memory
+    /// ([`Os::user_mm_watch`]); ended first when the VM is dropped.
+    mm_watch: Mutex<P, Option<UserMmWatch>>,
+    mmu: MmuSeq,
 }
 
 impl<P: Platform> Vm<P> {
@@ -61,8 +103,15 @@ impl<P: Platform> Vm<P> {
             vcpus: Lock::new(VcpuTable { vcpus: Vec::new() })?,
             iobus: Lock::new(IoBus::default())?,
             dirty_manual: AtomicU64::new(0),
+            mm_watch: Lock::new(None)?,
+            mmu: MmuSeq::default(),
         };
-        KArc::try_new(vm)
+        let vm = KArc::try_new(vm)?;
+        // Registered once the VM has its final address, which the glue may keep until the
+        // watch ends in `drop`. A failure drops the VM, which has no watch to end.
+        let watch = os.user_mm_watch(&*vm)?;
+        *vm.mm_watch.lock() = watch;
+        Ok(vm)
     }
 
     /// The system this VM belongs to.
@@ -85,6 +134,10 @@ impl<P: Platform> Vm<P> {
 
     pub(crate) fn slots(&self) -> &Mutex<P, Memslots> {
         &self.slots
+    }
+
+    pub(crate) fn mmu(&self) -> &MmuSeq {
+        &self.mmu
     }
 
     pub(crate) fn iobus_write(&self, bus: Bus, addr: u64, data: &[u8]) -> bool {
@@ -230,22 +283,29 @@ impl<P: Platform> Vm<P> {
 
     fn get_dirty_log(&self, log: &KvmDirtyLog) -> KResult<()> {
         let os = self.os();
-        let slots = self.slots.lock();
-        let slot = slots.dirty_slot(log.slot)?;
-        let clear = !self.manual_protect();
         let mut words = Vec::new();
-        slot.dirty_snapshot(&mut words, clear)?;
-        if clear && words.iter().any(|w| *w != 0) {
-            let as_id = SlotId::from_raw(log.slot).as_id;
-            self.archi()
-                .vm_dirty_rearm(os, &self.arch, as_id, slot.base(), slot.npages());
+        {
+            let slots = self.slots.lock();
+            let slot = slots.dirty_slot(log.slot)?;
+            let clear = !self.manual_protect();
+            slot.dirty_snapshot(&mut words, clear)?;
+            if clear && words.iter().any(|w| *w != 0) {
+                let as_id = SlotId::from_raw(log.slot).as_id;
+                self.archi()
+                    .vm_dirty_rearm(os, &self.arch, as_id, slot.base(), slot.npages());
+            }
         }
+        // Copied out with no core lock held: a fault on user memory takes the process's
+        // address-space lock, under which the kernel calls `user_range_invalidate`, which
+        // takes the memslot lock.
         user::write_array(os, UserAddr(log.dirty_bitmap), &words)
     }
 
-    fn clear_dirty_log(&self, log: &KvmClearDirtyLog) -> KResult<()> {
-        let os = self.os();
-        let slots = self.slots.lock();
+    /// Checks a `KVM_CLEAR_DIRTY_LOG` argument against the slots: the slot, or Linux's errno.
+    fn clear_dirty_check<'s>(
+        slots: &'s Memslots,
+        log: &KvmClearDirtyLog,
+    ) -> KResult<&'s crate::memslot::Slot> {
         // An out-of-range slot is EINVAL in `dirty_slot`, like a misaligned first page, so
         // checking the page first gives Linux's errno for every input.
         if log.first_page % 64 != 0 {
@@ -260,12 +320,23 @@ impl<P: Platform> Vm<P> {
         {
             return Err(Errno::EINVAL);
         }
+        Ok(slot)
+    }
+
+    fn clear_dirty_log(&self, log: &KvmClearDirtyLog) -> KResult<()> {
+        let os = self.os();
+        // Checked first (Linux's errno order), then the mask is copied in with no core lock
+        // held (see `get_dirty_log`), then checked again against the slots as they are now.
+        Self::clear_dirty_check(&self.slots.lock(), log)?;
+        let num = u64::from(log.num_pages);
         // CAST: num <= npages < 2^31.
         let mut mask: Vec<u64> = vec_filled(num.div_ceil(64) as usize, 0)?;
         os.user_copy_in(
             zerocopy::IntoBytes::as_mut_bytes(mask.as_mut_slice()),
             UserAddr(log.dirty_bitmap),
         )?;
+        let slots = self.slots.lock();
+        let slot = Self::clear_dirty_check(&slots, log)?;
         // Bits past `num_pages` in the last word are not the caller's to clear.
         if num % 64 != 0 {
             if let Some(last) = mask.last_mut() {
@@ -308,6 +379,48 @@ impl<P: Platform> Vm<P> {
             bus.deassign(&req, &efd)
         } else {
             bus.assign(&req, efd)
+        }
+    }
+}
+
+impl<P: Platform> UserMmListener for Vm<P> {
+    /// Finds the memslots whose user memory overlaps `[start, end)` and has the backend drop
+    /// the guest frames behind the overlap. Without blocking, the memslot lock is only tried.
+    /// Counts the invalidation as in progress first (also when it then fails with `EAGAIN`:
+    /// the end comes anyway).
+    fn user_range_invalidate(&self, start: u64, end: u64, blockable: bool) -> KResult<()> {
+        self.mmu.start();
+        let slots = if blockable {
+            self.slots.lock()
+        } else {
+            self.slots.try_lock().ok_or(Errno::EAGAIN)?
+        };
+        let os = self.os();
+        let mut result = Ok(());
+        slots.each_user_overlap(start, end, |as_id, first, count| {
+            if result.is_ok() {
+                result = self
+                    .archi()
+                    .vm_user_range_invalidate(os, &self.arch, as_id, first, count, blockable);
+            }
+        });
+        result
+    }
+
+    fn user_range_invalidate_end(&self, start: u64, end: u64) {
+        let _ = (start, end);
+        self.mmu.end();
+    }
+}
+
+impl<P: Platform> Drop for Vm<P> {
+    /// Ends the user-memory watch before anything else of the VM goes: afterwards no
+    /// invalidation can reach it.
+    fn drop(&mut self) {
+        // Taken out first, so that the (sleeping) unwatch runs with no core lock held.
+        let watch = self.mm_watch.lock().take();
+        if let Some(watch) = watch {
+            self.sys.os().user_mm_unwatch(watch);
         }
     }
 }

@@ -26,6 +26,9 @@ unsigned int kvmport_rs_vcpu_id(void *vcpu);
 void *kvmport_rs_vcpu_page(void *vcpu, unsigned long pgoff);
 int kvmport_rs_cpu_online(unsigned int cpu);
 void kvmport_rs_cpu_offline(unsigned int cpu);
+int kvmport_rs_mm_invalidate(void *listener, unsigned long start, unsigned long end,
+			     int blockable);
+void kvmport_rs_mm_invalidate_end(void *listener, unsigned long start, unsigned long end);
 
 /* Services for the Rust Os implementation (kvmport_main.c). */
 void *kp_kmalloc(size_t size);
@@ -39,15 +42,20 @@ int kp_access_ok(unsigned long addr, unsigned long len);
 int kp_copy_from_user(void *dst, unsigned long src, unsigned long n);
 int kp_copy_to_user(unsigned long dst, const void *src, unsigned long n);
 int kp_pin_user_page(unsigned long addr, int write, void **page_out, u64 *pa_out);
-void kp_unpin_user_page(void *page);
+void kp_unpin_user_page(void *page, int dirty);
+void *kp_mmn_new(void **listener_out);
+int kp_mmn_register(void *k);
+void kp_mmn_unregister(void *k);
 void *kp_mutex_new(void);
 void kp_mutex_free(void *m);
 void kp_mutex_lock(void *m);
 void kp_mutex_unlock(void *m);
+int kp_mutex_trylock(void *m);
 void *kp_spin_new(void);
 void kp_spin_free(void *s);
 void kp_spin_lock(void *s);
 void kp_spin_unlock(void *s);
+int kp_spin_trylock(void *s);
 unsigned int kp_cpu_current(void);
 unsigned int kp_cpu_count(void);
 int kp_on_each_cpu(int (*fn)(void *ctx, unsigned int cpu), void *ctx);

@@ -30,6 +30,7 @@
 #include <linux/cpuhotplug.h>
 #include <asm/tsc.h>
 #include <linux/highmem.h>
+#include <linux/mmu_notifier.h>
 #include <asm/fpu/api.h>
 
 #include "kvmport_glue.h"
@@ -246,7 +247,12 @@ int kp_copy_to_user(unsigned long dst, const void *src, unsigned long n)
 	return copy_to_user((void __user *)dst, src, n) ? -EFAULT : 0;
 }
 
-/* Pins the user page containing addr; returns 0 and the page and its physical address. */
+/*
+ * Pins the user page containing addr; returns 0 and the page and its physical address. A page
+ * pinned for writing is marked dirty now, in the caller's context with no lock held, so that
+ * the dirtying unpin (below) normally finds it dirty and need not take the page lock: the
+ * unpin may run from an MMU notifier called with that page locked (writeback, truncation).
+ */
 int kp_pin_user_page(unsigned long addr, int write, void **page_out, u64 *pa_out)
 {
 	struct page *page;
@@ -254,11 +260,118 @@ int kp_pin_user_page(unsigned long addr, int write, void **page_out, u64 *pa_out
 
 	if (n != 1)
 		return n < 0 ? n : -EFAULT;
+	if (write)
+		set_page_dirty_lock(page);
 	*page_out = page;
 	*pa_out = (u64)page_to_phys(page);
 	return 0;
 }
-void kp_unpin_user_page(void *page) { unpin_user_page(page); }
+/* Unpins; a page pinned for writing may have been written by the guest: mark it dirty. */
+void kp_unpin_user_page(void *page, int dirty)
+{
+	struct page *p = page;
+
+	unpin_user_pages_dirty_lock(&p, 1, dirty);
+}
+
+/*
+ * MMU notifiers of a VM: the creating process's address space tells the VM (Rust, through an
+ * opaque `*const dyn UserMmListener` stored in `listener`) before it unmaps or changes user
+ * memory, and when it has finished. Two subscriptions, because a start that can fail with
+ * -EAGAIN (not blockable) must not come with an invalidate_range_end in the same ops
+ * (include/linux/mmu_notifier.h; the kernel calls every end after any failed start):
+ * - `inval`: invalidate_range_start (tear down; may return -EAGAIN) and release;
+ * - `done`: invalidate_range_end only, which never fails. It follows each start round once,
+ *   also after a failed one, so the VM counts invalidations in progress exactly.
+ */
+struct kp_mmn {
+	struct mmu_notifier inval;
+	struct mmu_notifier done;
+	struct mm_struct *mm;
+	void *listener[2];
+};
+
+static int kp_mmn_invalidate_range_start(struct mmu_notifier *mn,
+					 const struct mmu_notifier_range *range)
+{
+	struct kp_mmn *k = container_of(mn, struct kp_mmn, inval);
+
+	return kvmport_rs_mm_invalidate(k->listener, range->start, range->end,
+					mmu_notifier_range_blockable(range));
+}
+
+static void kp_mmn_invalidate_range_end(struct mmu_notifier *mn,
+					const struct mmu_notifier_range *range)
+{
+	struct kp_mmn *k = container_of(mn, struct kp_mmn, done);
+
+	kvmport_rs_mm_invalidate_end(k->listener, range->start, range->end);
+}
+
+/* The address space is going away (exit_mmap) or `inval` is unregistered: drop everything. */
+static void kp_mmn_release(struct mmu_notifier *mn, struct mm_struct *mm)
+{
+	struct kp_mmn *k = container_of(mn, struct kp_mmn, inval);
+
+	kvmport_rs_mm_invalidate(k->listener, 0, ULONG_MAX, 1);
+	kvmport_rs_mm_invalidate_end(k->listener, 0, ULONG_MAX);
+}
+
+static const struct mmu_notifier_ops kp_mmn_inval_ops = {
+	.invalidate_range_start = kp_mmn_invalidate_range_start,
+	.release = kp_mmn_release,
+};
+
+static const struct mmu_notifier_ops kp_mmn_done_ops = {
+	.invalidate_range_end = kp_mmn_invalidate_range_end,
+};
+
+/* A notifier pair not yet registered; *listener_out is where Rust stores its listener. */
+void *kp_mmn_new(void **listener_out)
+{
+	struct kp_mmn *k = kzalloc(sizeof(*k), GFP_KERNEL_ACCOUNT);
+
+	if (!k)
+		return NULL;
+	k->inval.ops = &kp_mmn_inval_ops;
+	k->done.ops = &kp_mmn_done_ops;
+	*listener_out = k->listener;
+	return k;
+}
+
+/*
+ * Registers both on current->mm (each registration holds an mm_count reference until its
+ * unregister); on failure nothing stays registered and the pair is freed. `done` goes first,
+ * so that every start `inval` sees is followed by an end `done` sees.
+ */
+int kp_mmn_register(void *p)
+{
+	struct kp_mmn *k = p;
+	int r = -EINVAL;
+
+	k->mm = current->mm;
+	if (k->mm)
+		r = mmu_notifier_register(&k->done, k->mm);
+	if (!r) {
+		r = mmu_notifier_register(&k->inval, k->mm);
+		if (r)
+			mmu_notifier_unregister(&k->done, k->mm);
+	}
+	if (r)
+		kfree(k);
+	return r;
+}
+
+/* Unregisters (`inval` first: calling release if the mm has not, then waiting for running
+ * callbacks through SRCU) and frees. Sleeps; never from a notifier callback. */
+void kp_mmn_unregister(void *p)
+{
+	struct kp_mmn *k = p;
+
+	mmu_notifier_unregister(&k->inval, k->mm);
+	mmu_notifier_unregister(&k->done, k->mm);
+	kfree(k);
+}
 
 /* Copies between a pinned user page and a kernel buffer (the caller checked the range). */
 void kp_held_copy(void *page, unsigned int off, void *buf, unsigned int len, int to_page)
@@ -285,6 +398,7 @@ void *kp_mutex_new(void)
 void kp_mutex_free(void *m) { mutex_destroy(m); kfree(m); }
 void kp_mutex_lock(void *m) { mutex_lock(m); }
 void kp_mutex_unlock(void *m) { mutex_unlock(m); }
+int kp_mutex_trylock(void *m) { return mutex_trylock(m); }
 
 void *kp_spin_new(void)
 {
@@ -297,6 +411,7 @@ void *kp_spin_new(void)
 void kp_spin_free(void *s) { kfree(s); }
 void kp_spin_lock(void *s) { spin_lock(s); }
 void kp_spin_unlock(void *s) { spin_unlock(s); }
+int kp_spin_trylock(void *s) { return spin_trylock(s); }
 
 unsigned int kp_cpu_current(void) { return raw_smp_processor_id(); }
 unsigned int kp_cpu_count(void) { return nr_cpu_ids; }

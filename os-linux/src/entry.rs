@@ -5,6 +5,7 @@ use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
 use core::mem::ManuallyDrop;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
+use kvmport_core::os::UserMmListener;
 use kvmport_core::{KArc, Outcome, System, VcpuFile, Vm};
 
 use crate::LinuxPlatform;
@@ -217,4 +218,42 @@ pub unsafe extern "C" fn kvmport_rs_vcpu_page(vcpu: *mut c_void, pgoff: c_ulong)
     file.vcpu()
         .mmap_page(pgoff)
         .map_or(core::ptr::null_mut(), |p| p.va())
+}
+
+/// An MMU-notifier call of a VM's notifier (`invalidate_range_start`, or `release` for the
+/// whole address space): 0, or `-EAGAIN` when `blockable` is 0 and the VM would have to
+/// sleep. A blockable call never fails (the kernel warns if it does).
+///
+/// # Safety
+/// `listener` must be the notifier's `listener` field, written by `LinuxOs::user_mm_watch`
+/// with a listener the core keeps alive until the notifier is unregistered.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kvmport_rs_mm_invalidate(
+    listener: *mut c_void,
+    start: c_ulong,
+    end: c_ulong,
+    blockable: c_int,
+) -> c_int {
+    // SAFETY: by the caller's contract the field holds a live listener pointer.
+    let l = unsafe { &*listener.cast::<*const dyn UserMmListener>().read() };
+    match l.user_range_invalidate(start, end, blockable != 0) {
+        Ok(()) => 0,
+        Err(_) if blockable != 0 => 0,
+        Err(_) => -kvmport_core::Errno::EAGAIN.raw(),
+    }
+}
+
+/// The `invalidate_range_end` of a VM's notifier pair (and the end of `release`).
+///
+/// # Safety
+/// As for [`kvmport_rs_mm_invalidate`].
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn kvmport_rs_mm_invalidate_end(
+    listener: *mut c_void,
+    start: c_ulong,
+    end: c_ulong,
+) {
+    // SAFETY: by the caller's contract the field holds a live listener pointer.
+    let l = unsafe { &*listener.cast::<*const dyn UserMmListener>().read() };
+    l.user_range_invalidate_end(start, end);
 }

@@ -26,16 +26,21 @@ unsafe extern "C" {
         page: *mut *mut c_void,
         pa: *mut u64,
     ) -> c_int;
-    pub fn kp_unpin_user_page(page: *mut c_void);
+    pub fn kp_unpin_user_page(page: *mut c_void, dirty: c_int);
+    pub fn kp_mmn_new(listener_out: *mut *mut c_void) -> *mut c_void;
+    pub fn kp_mmn_register(k: *mut c_void) -> c_int;
+    pub fn kp_mmn_unregister(k: *mut c_void);
 
     pub fn kp_mutex_new() -> *mut c_void;
     pub fn kp_mutex_free(m: *mut c_void);
     pub fn kp_mutex_lock(m: *mut c_void);
     pub fn kp_mutex_unlock(m: *mut c_void);
+    pub fn kp_mutex_trylock(m: *mut c_void) -> c_int;
     pub fn kp_spin_new() -> *mut c_void;
     pub fn kp_spin_free(s: *mut c_void);
     pub fn kp_spin_lock(s: *mut c_void);
     pub fn kp_spin_unlock(s: *mut c_void);
+    pub fn kp_spin_trylock(s: *mut c_void) -> c_int;
 
     pub fn kp_cpu_current() -> c_uint;
     pub fn kp_cpu_count() -> c_uint;

@@ -8,7 +8,8 @@ use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use kvmport_core::os::{
-    EventFd, HeldPage, Lock, LogLevel, Os, PAGE_SIZE, Page, SigMask, UserAddr, WaitQueue,
+    EventFd, HeldPage, Lock, LogLevel, Os, PAGE_SIZE, Page, SigMask, UserAddr, UserMmListener,
+    UserMmWatch, WaitQueue,
 };
 use kvmport_core::{Errno, KResult};
 
@@ -17,6 +18,11 @@ use crate::ffi;
 /// Kernel pages and pinned user pages the module holds (for the leak report at unload).
 static LIVE_PAGES: AtomicUsize = AtomicUsize::new(0);
 static HELD_PAGES: AtomicUsize = AtomicUsize::new(0);
+
+/// The C notifier keeps a listener pointer in two pointer-sized words.
+const _LISTENER_FITS: () = assert!(
+    core::mem::size_of::<*const dyn UserMmListener>() == 2 * core::mem::size_of::<*const u8>()
+);
 
 /// (kernel pages, pinned user pages) not yet released.
 pub fn live_pages() -> (usize, usize) {
@@ -54,6 +60,11 @@ pub unsafe trait LockKind: Send + Sync + 'static {
     /// # Safety
     /// `raw` must be a live lock from `alloc`, held by the caller.
     unsafe fn unlock(raw: *mut c_void);
+    /// Takes it if free, without waiting; whether it was taken.
+    ///
+    /// # Safety
+    /// `raw` must be a live lock from `alloc`.
+    unsafe fn try_lock(raw: *mut c_void) -> bool;
 }
 
 /// `struct mutex`: a sleeping lock.
@@ -79,6 +90,10 @@ unsafe impl LockKind for MutexKind {
         // SAFETY: the caller holds this live mutex.
         unsafe { ffi::kp_mutex_unlock(raw) }
     }
+    unsafe fn try_lock(raw: *mut c_void) -> bool {
+        // SAFETY: the caller passes a live mutex from `alloc`; mutex_trylock never sleeps.
+        unsafe { ffi::kp_mutex_trylock(raw) != 0 }
+    }
 }
 
 // SAFETY: the four functions are the kp_spin_* family, which create and operate one spinlock.
@@ -98,6 +113,10 @@ unsafe impl LockKind for SpinKind {
     unsafe fn unlock(raw: *mut c_void) {
         // SAFETY: the caller holds this live spinlock.
         unsafe { ffi::kp_spin_unlock(raw) }
+    }
+    unsafe fn try_lock(raw: *mut c_void) -> bool {
+        // SAFETY: the caller passes a live spinlock from `alloc`.
+        unsafe { ffi::kp_spin_trylock(raw) != 0 }
     }
 }
 
@@ -142,6 +161,11 @@ impl<T: Send, K: LockKind> Lock<T> for KLock<T, K> {
         // SAFETY: `raw` is this KLock's live lock (type invariant).
         unsafe { K::lock(self.raw.as_ptr()) };
         KGuard { lock: self }
+    }
+
+    fn try_lock(&self) -> Option<KGuard<'_, T, K>> {
+        // SAFETY: `raw` is this KLock's live lock (type invariant).
+        unsafe { K::try_lock(self.raw.as_ptr()) }.then_some(KGuard { lock: self })
     }
 }
 
@@ -325,8 +349,9 @@ impl KHeld {
 impl Drop for KHeld {
     fn drop(&mut self) {
         HELD_PAGES.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: `page` was pinned once by kp_pin_user_page and is unpinned once, here.
-        unsafe { ffi::kp_unpin_user_page(self.page.as_ptr()) }
+        // SAFETY: `page` was pinned once by kp_pin_user_page and is unpinned once, here; a
+        // page pinned for writing is marked dirty (the guest may have written it).
+        unsafe { ffi::kp_unpin_user_page(self.page.as_ptr(), c_int::from(self.write)) }
     }
 }
 
@@ -507,6 +532,36 @@ impl Os for LinuxOs {
         let page = NonNull::new(page).ok_or(Errno::EFAULT)?;
         HELD_PAGES.fetch_add(1, Ordering::Relaxed);
         Ok(KHeld { page, pa, write })
+    }
+
+    fn user_mm_notifies(&self) -> bool {
+        true
+    }
+
+    fn user_mm_watch(&self, listener: &dyn UserMmListener) -> KResult<Option<UserMmWatch>> {
+        let mut slot: *mut c_void = core::ptr::null_mut();
+        // SAFETY: `slot` is a valid out-pointer; returns NULL or an unregistered notifier.
+        let k = NonNull::new(unsafe { ffi::kp_mmn_new(&mut slot) }).ok_or(Errno::ENOMEM)?;
+        let ptr: *const (dyn UserMmListener + '_) = listener;
+        // SAFETY: only the lifetime bound changes; the core keeps the listener alive and in
+        // place until it passes the watch to `user_mm_unwatch`, after which no callback runs
+        // (the `Os::user_mm_watch` contract), so the pointer is never used after that.
+        let ptr: *const (dyn UserMmListener + 'static) = unsafe { core::mem::transmute(ptr) };
+        // SAFETY: `slot` is the notifier's two-word `listener` field (aligned for pointers,
+        // LISTENER_FITS), written here before registration and only read by
+        // `kvmport_rs_mm_invalidate`.
+        unsafe { slot.cast::<*const dyn UserMmListener>().write(ptr) };
+        // SAFETY: `k` came from kp_mmn_new; on failure kp_mmn_register frees it.
+        let r = unsafe { ffi::kp_mmn_register(k.as_ptr()) };
+        ffi::to_result(r.into())?;
+        Ok(Some(UserMmWatch(k.as_ptr() as u64)))
+    }
+
+    fn user_mm_unwatch(&self, watch: UserMmWatch) {
+        // CAST: the value is the notifier pointer made by `user_mm_watch`.
+        let k = watch.0 as usize as *mut c_void;
+        // SAFETY: `k` is a registered notifier from `user_mm_watch`, handed back once.
+        unsafe { ffi::kp_mmn_unregister(k) }
     }
 
     fn cpu_current(&self) -> u32 {

@@ -7,6 +7,7 @@ pub mod hostile;
 pub mod irq;
 pub mod irqchip;
 pub mod memslot;
+pub mod mm;
 pub mod run;
 pub mod sys;
 pub mod vcpu;
@@ -18,6 +19,7 @@ pub static ALL: &[&[Case]] = &[
     vm::CASES,
     memslot::CASES,
     dirty::CASES,
+    mm::CASES,
     vcpu::CASES,
     run::CASES,
     irq::CASES,
