@@ -156,9 +156,12 @@ pub struct SvmVm<O: Os> {
     clock_offset: AtomicU64,
     /// Guest ASID (non-zero). Every `VMRUN` flushes the whole TLB, so VMs may share one.
     asid: u32,
-    /// The nested page table. A vCPU holds this lock across its world switch, so a tear-down
-    /// waits until no vCPU of the VM is in the guest.
+    /// The nested page table. A vCPU takes the lock only to read the root and count itself
+    /// in `in_guest`; a tear-down empties the table under the lock (so no vCPU enters with the
+    /// old root) and frees the old pages once `in_guest` is zero (see `SvmVm::npt_teardown`).
     npt: O::Mutex<Npt<O>>,
+    /// vCPUs of this VM between taking the table's root and their `#VMEXIT`.
+    in_guest: AtomicU32,
     /// `KVM_MSR_EXIT_REASON_*` bits for which a refused `RDMSR`/`WRMSR` goes to user space
     /// (`KVM_CAP_X86_USER_SPACE_MSR`).
     msr_exits: AtomicU32,
@@ -185,6 +188,30 @@ pub struct VcpuIrq<O: Os> {
 impl<O: Os> Drop for VcpuIrq<O> {
     fn drop(&mut self) {
         self.chip.remove_vcpu(&self.slot);
+    }
+}
+
+impl<O: Os> SvmVm<O> {
+    /// Empties the nested page table (`npt` is its locked content) and releases the old
+    /// table pages and held guest pages once no vCPU of the VM can still be running on them:
+    /// new entries wait for the lock, and the ones already counted in `in_guest` leave the
+    /// guest at their next exit (a host interrupt at the latest).
+    fn npt_teardown(&self, os: &O, npt: &mut Npt<O>) {
+        let old = npt.take();
+        while self.in_guest.load(Ordering::Acquire) != 0 {
+            core::hint::spin_loop();
+            os.thread_resched();
+        }
+        drop(old);
+    }
+}
+
+/// Counts a vCPU out of [`SvmVm::in_guest`] when its world switch ends, on every path.
+struct InGuest<'a>(&'a AtomicU32);
+
+impl Drop for InGuest<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -837,6 +864,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             clock_offset: AtomicU64::new(0u64.wrapping_sub(os.time_monotonic_ns())),
             asid,
             npt: O::Mutex::new(Npt::default())?,
+            in_guest: AtomicU32::new(0),
             irq: O::Mutex::new(IrqVm {
                 chip: None,
                 vcpus: 0,
@@ -956,8 +984,8 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
 
     /// Tears the whole nested page table down (it is rebuilt from faults). The lock waits
     /// for any vCPU of the VM in the guest; the next `VMRUN` flushes the TLB.
-    fn vm_slots_changed(&self, _os: &O, vm: &SvmVm<O>, _change: SlotChange) {
-        vm.npt.lock().clear();
+    fn vm_slots_changed(&self, os: &O, vm: &SvmVm<O>, _change: SlotChange) {
+        vm.npt_teardown(os, &mut vm.npt.lock());
     }
 
     /// Tears the whole nested page table down, like [`Arch::vm_slots_changed`] (a ranged
@@ -968,7 +996,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     /// cleaned since it was written may take its page lock.
     fn vm_user_range_invalidate(
         &self,
-        _os: &O,
+        os: &O,
         vm: &SvmVm<O>,
         _as_id: u16,
         _first: Gfn,
@@ -980,17 +1008,17 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         } else {
             vm.npt.try_lock().ok_or(Errno::EAGAIN)?
         };
-        if !blockable && !npt.holds_nothing() {
+        if !blockable && (!npt.holds_nothing() || vm.in_guest.load(Ordering::Acquire) != 0) {
             return Err(Errno::EAGAIN);
         }
-        npt.clear();
+        vm.npt_teardown(os, &mut npt);
         Ok(())
     }
 
     /// Write-protects again by tearing the nested page table down, like
     /// [`Arch::vm_slots_changed`].
-    fn vm_dirty_rearm(&self, _os: &O, vm: &SvmVm<O>, _as_id: u16, _first: Gfn, _count: u64) {
-        vm.npt.lock().clear();
+    fn vm_dirty_rearm(&self, os: &O, vm: &SvmVm<O>, _as_id: u16, _first: Gfn, _count: u64) {
+        vm.npt_teardown(os, &mut vm.npt.lock());
     }
 
     /// Refuses ids at or above the VM's own limit, if one was set; allocates the VMCB and,
@@ -1450,8 +1478,15 @@ impl<H: Hw> Svm<H> {
         let os = ctx.os();
         let request_window = ctx.request_interrupt_window() || ctx.vcpu().irq_window;
         let vm = ctx.vm();
-        let mut npt = vm.npt.lock();
-        let ncr3 = npt.root(os)?;
+        // The root is read and this vCPU counted under the lock, which a tear-down holds
+        // while it empties the table: the old table stays alive until the count drops.
+        let ncr3 = {
+            let mut npt = vm.npt.lock();
+            let root = npt.root(os)?;
+            vm.in_guest.fetch_add(1, Ordering::AcqRel);
+            root
+        };
+        let _in_guest = InGuest(&vm.in_guest);
         let v = ctx.vcpu();
         v.st.ran = true;
         let nmi_ok = !core::mem::take(&mut v.iret_pending);
@@ -1556,7 +1591,6 @@ impl<H: Hw> Svm<H> {
         unsafe { self.hw.stgi() };
         os.fpu_end();
         drop(_preempt);
-        drop(npt);
         let v = ctx.vcpu();
         if let Some(page) = &v.vmcb {
             if !vmrun::fill_ranges(&mut v.img, vmrun::VMCB_STORED, |off, b| page.read(off, b)) {

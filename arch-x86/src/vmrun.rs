@@ -677,6 +677,12 @@ struct Table<O: Os> {
     child: Vec<u32>,
 }
 
+/// The table pages and held guest pages of a torn-down [`Npt`], released when dropped.
+pub struct NptRemains<O: Os> {
+    _tables: Vec<Table<O>>,
+    _held: Vec<O::HeldPage>,
+}
+
 /// A nested page table built lazily from nested page faults, owning its table pages and the
 /// held guest pages it maps. Dropping or [`clear`](Npt::clear)ing releases them.
 pub struct Npt<O: Os> {
@@ -789,9 +795,17 @@ impl<O: Os> Npt<O> {
 
     /// Tears the whole table down, releasing table pages and held guest pages.
     pub fn clear(&mut self) {
-        self.tables.clear();
-        self.held.clear();
+        drop(self.take());
+    }
+
+    /// Empties the table and moves the generation on, returning the old table pages and held
+    /// pages: the caller drops them once no vCPU can still be running on the old table.
+    pub fn take(&mut self) -> NptRemains<O> {
         self.generation = self.generation.wrapping_add(1);
+        NptRemains {
+            _tables: core::mem::take(&mut self.tables),
+            _held: core::mem::take(&mut self.held),
+        }
     }
 }
 
