@@ -1377,6 +1377,12 @@ fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, opts: &Opts) -> Result<Outco
         let items = std::env::var("KVMPORT_QEMU_LOG_ITEMS")
             .unwrap_or_else(|_| "cpu_reset,guest_errors".to_string());
         cmd.args(["-d", &items, "-D"]).arg(p);
+        // The debug console (port 0xe9), for marks that must survive QEMU dying.
+        let mut con = p.clone().into_os_string();
+        con.push(".debugcon");
+        let mut arg = std::ffi::OsString::from("file:");
+        arg.push(con);
+        cmd.arg("-debugcon").arg(arg);
     }
     let shown = format!("{cmd:?}");
     let _ = writeln!(logf, "# {shown}");

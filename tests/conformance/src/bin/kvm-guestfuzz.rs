@@ -93,6 +93,23 @@ fn alarm(after: Option<Duration>) {
     unsafe { libc::setitimer(libc::ITIMER_REAL, &t, std::ptr::null_mut()) };
 }
 
+/// With `--debugcon`: marks written synchronously to port 0xe9 (QEMU's debug console), which
+/// survive QEMU dying, unlike the serial console's last lines.
+static DEBUGCON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn debugcon(msg: &str) {
+    if !DEBUGCON.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    for b in msg.bytes().chain(core::iter::once(b'\n')) {
+        // SAFETY: ioperm(0xe9) succeeded (DEBUGCON is only set then); OUT to that port has no
+        // effect on this process's memory.
+        unsafe {
+            core::arch::asm!("out dx, al", in("dx") 0xe9u16, in("al") b, options(nomem, nostack))
+        };
+    }
+}
+
 /// One round: random code at [`CODE`] in `mode`, run until an ending exit.
 fn round(
     g: &Guest,
@@ -116,7 +133,17 @@ fn round(
     g.mem.write(CODE, &code);
     init_vcpu(&g.vcpu, mode, CODE)?;
     t.rounds[usize::from(mode == Mode::Long64)] += 1;
-    for _ in 0..EXITS_PER_ROUND {
+    for e in 0..EXITS_PER_ROUND {
+        if DEBUGCON.load(std::sync::atomic::Ordering::Relaxed) {
+            let ev = g.vcpu.get_vcpu_events().ok();
+            let r = g.vcpu.get_regs().ok().map(|r| (r.rip, r.rflags));
+            let sr = g
+                .vcpu
+                .get_sregs()
+                .ok()
+                .map(|s| (s.cs.base, s.cr0, s.idt.base, s.idt.limit));
+            debugcon(&format!("run {e} events {ev:?} regs {r:x?} sregs {sr:x?}"));
+        }
         alarm(Some(RUN_LIMIT));
         let r = g.vcpu.run();
         alarm(None);
@@ -204,6 +231,7 @@ fn run(
                 // Flushed before the round, so the last line names the round that was running.
                 println!("guestfuzz: vm {n} round {r} {mode:?} rng {:#x}", rng.0);
             }
+            debugcon(&format!("vm {n} round {r} {mode:?} rng {:#x}", rng.0));
             let c = cut.and_then(|(v, rr, k)| (v == n && rr == r).then_some(k));
             if Instant::now() >= deadline || !round(&g, mode, &mut rng, &mut t, c)? {
                 break;
@@ -230,6 +258,12 @@ fn main() -> ExitCode {
     while let Some(a) = args.next() {
         if a == "--verbose" {
             verbose = true;
+            continue;
+        }
+        if a == "--debugcon" {
+            // SAFETY: ioperm only changes this process's I/O permission bitmap.
+            let ok = unsafe { libc::ioperm(0xe9, 1, 1) } == 0;
+            DEBUGCON.store(ok, std::sync::atomic::Ordering::Relaxed);
             continue;
         }
         let v = args.next();
