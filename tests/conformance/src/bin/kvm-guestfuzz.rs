@@ -204,6 +204,7 @@ fn run(
     modes: &[Mode],
     verbose: bool,
     cut: Option<(u64, u32, usize)>,
+    rounds_per_vm: u32,
 ) -> Result<Tally, String> {
     install_alarm();
     let ctx = Ctx {
@@ -226,7 +227,7 @@ fn run(
             rng.fill(&mut noise);
             g.mem.write(page, &noise);
         }
-        for r in 0..ROUNDS_PER_VM {
+        for r in 0..rounds_per_vm {
             if verbose {
                 // Flushed before the round, so the last line names the round that was running.
                 println!("guestfuzz: vm {n} round {r} {mode:?} rng {:#x}", rng.0);
@@ -255,6 +256,7 @@ fn main() -> ExitCode {
     let mut modes = vec![Mode::Real, Mode::Long64];
     let mut verbose = false;
     let mut cut: Option<(u64, u32, usize)> = None;
+    let mut rounds_per_vm = ROUNDS_PER_VM;
     while let Some(a) = args.next() {
         if a == "--verbose" {
             verbose = true;
@@ -276,6 +278,9 @@ fn main() -> ExitCode {
                     _ => return ExitCode::from(2),
                 }
             }
+            ("--rounds-per-vm", Some(n)) if parse_u64(&n).is_some_and(|n| n > 0) => {
+                rounds_per_vm = parse_u64(&n).map_or(1, |n| n.min(u64::from(u32::MAX)) as u32);
+            }
             ("--modes", Some(m)) => {
                 modes = m
                     .split(',')
@@ -296,7 +301,7 @@ fn main() -> ExitCode {
             ("--seed", Some(s)) if parse_u64(&s).is_some() => seed = parse_u64(&s).unwrap_or(0),
             _ => {
                 eprintln!(
-                    "usage: kvm-guestfuzz [--device PATH] [--seconds N] [--seed S] [--modes real,prot32,long] [--verbose]"
+                    "usage: kvm-guestfuzz [--device PATH] [--seconds N] [--seed S] [--modes real,prot32,long] [--rounds-per-vm N] [--verbose] [--debugcon] [--cut VM:ROUND:K]"
                 );
                 return ExitCode::from(2);
             }
@@ -310,7 +315,7 @@ fn main() -> ExitCode {
     if verbose {
         println!("guestfuzz: {device}, seed {seed:#x}, modes {modes:?}, {seconds} s");
     }
-    match run(&device, seconds, seed, &modes, verbose, cut) {
+    match run(&device, seconds, seed, &modes, verbose, cut, rounds_per_vm) {
         Ok(t) => {
             println!(
                 "guestfuzz: {device}, seed {seed:#x}: {} rounds (real {}, long {}); exits: io {}, mmio {}, \
