@@ -9,6 +9,9 @@
 //! * Creating a VM or vCPU fd: on Linux and FreeBSD the command returns it; on illumos
 //!   (cloned minors) the client opens the device again and binds the new object to that fd
 //!   with [`sys::KVMPORT_CLONE`] ([`sys::create`]). [`sys::OsRule`] names the three rules.
+//! * Any OS, with a [`sys::Transport`] installed: that OS's path (FreeBSD or illumos) through
+//!   the transport instead of this process's kernel (the loader harnesses serve the modules'
+//!   entry points this way).
 //!
 //! Everything else (command numbers, struct layouts, `mmap` of the vCPU fd) is the Linux KVM
 //! ABI from [`kvmport_core::abi`]. The client never uses the core's implementation.
