@@ -1888,23 +1888,9 @@ impl<H: Hw> Svm<H> {
         let st = &ctx.vcpu().st;
         let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
         let mut mem = CtxMem { ctx: &*ctx };
-        let f = walk::fetch_insn(
-            &mut mem,
-            &cpu.paging,
-            cpu.mode,
-            cpu.base(Seg::Cs),
-            regs.rip,
-            cpu.cpl == 3,
-        );
-        let fail = |error, bytes, len| {
-            Some(Exit::EmulationFailure(
-                emulate::Failure { error, bytes, len }.emulation_failure(),
-            ))
-        };
-        let insn = match decode::decode(f.bytes.get(..f.len).unwrap_or(&[]), cpu.mode) {
+        let insn = match mem.fetch_decode(&cpu, regs.rip) {
             Ok(i) => i,
-            // CAST: at most 15.
-            Err(e) => return Ok(fail(EmuError::Decode(e), f.bytes, f.len as u8)),
+            Err(exit) => return Ok(exit),
         };
         let v = &mut ctx.vcpu().st;
         match (insn.map, insn.opcode) {
@@ -1926,7 +1912,7 @@ impl<H: Hw> Svm<H> {
                     };
                 }
             }
-            _ => return Ok(fail(EmuError::Mismatch, insn.bytes, insn.len)),
+            _ => return Ok(emu_fail(EmuError::Mismatch, insn.bytes, insn.len)),
         }
         Ok(None)
     }
@@ -1942,24 +1928,9 @@ impl<H: Hw> Svm<H> {
             .get(crate::state::seg::CS)
             .is_some_and(|s| s.attrib & (1 << 9) != 0); // VMCB attrib: L is bit 9
         let mut mem = CtxMem { ctx: &*ctx };
-        let f = walk::fetch_insn(
-            &mut mem,
-            &cpu.paging,
-            cpu.mode,
-            cpu.base(Seg::Cs),
-            regs.rip,
-            cpu.cpl == 3,
-        );
-        // CAST: at most 15.
-        let flen = f.len as u8;
-        let fail = |error, bytes, len| {
-            Some(Exit::EmulationFailure(
-                emulate::Failure { error, bytes, len }.emulation_failure(),
-            ))
-        };
-        let insn = match decode::decode(f.bytes.get(..f.len).unwrap_or(&[]), cpu.mode) {
+        let insn = match mem.fetch_decode(&cpu, regs.rip) {
             Ok(i) => i,
-            Err(e) => return Ok(fail(EmuError::Decode(e), f.bytes, flen)),
+            Err(exit) => return Ok(exit),
         };
         let w = match crwrite::decode(&insn, &regs) {
             Ok(Some(w)) => w,
@@ -1978,14 +1949,14 @@ impl<H: Hw> Svm<H> {
                     Some(Ok(g)) if g & 0xfff != 0xfff && mem.read_phys(g, &mut b) => {
                         crwrite::CrWrite::Lmsw(u16::from_le_bytes(b))
                     }
-                    Some(Err(e)) => return Ok(fail(EmuError::Fault(e), insn.bytes, insn.len)),
-                    _ => return Ok(fail(EmuError::Unsupported, insn.bytes, insn.len)),
+                    Some(Err(e)) => return Ok(emu_fail(EmuError::Fault(e), insn.bytes, insn.len)),
+                    _ => return Ok(emu_fail(EmuError::Unsupported, insn.bytes, insn.len)),
                 }
             }
-            Err(e) => return Ok(fail(e, insn.bytes, insn.len)),
+            Err(e) => return Ok(emu_fail(e, insn.bytes, insn.len)),
         };
         if w.cr() != cr {
-            return Ok(fail(EmuError::Mismatch, insn.bytes, insn.len));
+            return Ok(emu_fail(EmuError::Mismatch, insn.bytes, insn.len));
         }
         let v = &mut ctx.vcpu().st;
         let reserved = self.host_cr4_reserved | v.cr4_guest_reserved;
@@ -2019,29 +1990,14 @@ impl<H: Hw> Svm<H> {
         let st = &ctx.vcpu().st;
         let (cpu, mut regs) = (CpuCtx::from_state(st), st.regs);
         let mut mem = CtxMem { ctx: &*ctx };
-        let f = walk::fetch_insn(
-            &mut mem,
-            &cpu.paging,
-            cpu.mode,
-            cpu.base(Seg::Cs),
-            regs.rip,
-            cpu.cpl == 3,
-        );
-        // CAST: at most 15.
-        let flen = f.len as u8;
-        let fail = |error, bytes, len| {
-            Some(Exit::EmulationFailure(
-                emulate::Failure { error, bytes, len }.emulation_failure(),
-            ))
-        };
-        let insn = match decode::decode(f.bytes.get(..f.len).unwrap_or(&[]), cpu.mode) {
+        let insn = match mem.fetch_decode(&cpu, regs.rip) {
             Ok(i) => i,
-            Err(e) => return Ok(fail(EmuError::Decode(e), f.bytes, flen)),
+            Err(exit) => return Ok(exit),
         };
         let sio = match emulate::string_io(&insn, &regs) {
             Ok(s) if s.matches_exit(io.input, io.size, io.rep) => s,
-            Ok(_) => return Ok(fail(EmuError::Mismatch, insn.bytes, insn.len)),
-            Err(e) => return Ok(fail(e, insn.bytes, insn.len)),
+            Ok(_) => return Ok(emu_fail(EmuError::Mismatch, insn.bytes, insn.len)),
+            Err(e) => return Ok(emu_fail(e, insn.bytes, insn.len)),
         };
         if sio.count == 0 {
             sio.advance(&mut regs, 0);
@@ -2066,7 +2022,7 @@ impl<H: Hw> Svm<H> {
         };
         let gpa = match walk::translate(&mut mem, &cpu.paging, linear, acc) {
             Ok(g) => g,
-            Err(e) => return Ok(fail(EmuError::Fault(e), insn.bytes, insn.len)),
+            Err(e) => return Ok(emu_fail(EmuError::Fault(e), insn.bytes, insn.len)),
         };
         // CAST: n * size <= STRING_IO_BATCH.
         let bytes = (n * size) as usize;
@@ -2076,7 +2032,7 @@ impl<H: Hw> Svm<H> {
                 return Err(Errno::EINVAL);
             };
             if !mem.read_phys(gpa, chunk) {
-                return Ok(fail(EmuError::Unsupported, insn.bytes, insn.len));
+                return Ok(emu_fail(EmuError::Unsupported, insn.bytes, insn.len));
             }
             if !ctx.pio_write(0, chunk) {
                 return Err(Errno::EFAULT);
@@ -2153,6 +2109,13 @@ impl<H: Hw> Svm<H> {
     }
 }
 
+/// The `KVM_INTERNAL_ERROR_EMULATION` exit KVM reports for an instruction it cannot emulate.
+fn emu_fail(error: EmuError, bytes: [u8; 15], len: u8) -> Option<Exit> {
+    Some(Exit::EmulationFailure(
+        emulate::Failure { error, bytes, len }.emulation_failure(),
+    ))
+}
+
 /// Guest physical memory (address space 0) through the run context's memslots, for
 /// instruction fetch and emulation: RAM pages are resolved and held for each copy; anything
 /// else (MMIO, no slot, a read-only slot for writes) fails the copy.
@@ -2161,6 +2124,22 @@ struct CtxMem<'c, 'a, O: Os, H: Hw> {
 }
 
 impl<O: Os, H: Hw> CtxMem<'_, '_, O, H> {
+    /// Fetches and decodes the instruction at CS:RIP (no decode assists or next-RIP): the
+    /// instruction, or the emulation-failure exit for bytes that do not decode.
+    fn fetch_decode(&mut self, cpu: &CpuCtx, rip: u64) -> Result<decode::Insn, Option<Exit>> {
+        let f = walk::fetch_insn(
+            self,
+            &cpu.paging,
+            cpu.mode,
+            cpu.base(Seg::Cs),
+            rip,
+            cpu.cpl == 3,
+        );
+        // CAST: at most 15.
+        decode::decode(f.valid(), cpu.mode)
+            .map_err(|e| emu_fail(EmuError::Decode(e), f.bytes, f.len as u8))
+    }
+
     /// Visits `len` bytes from `gpa` page by page: `f(page, offset in page, offset in buffer,
     /// length)`. False as soon as a page is not RAM or `f` fails.
     fn each_page(
