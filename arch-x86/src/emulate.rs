@@ -225,7 +225,7 @@ pub fn gpr(regs: &KvmRegs, n: u8) -> u64 {
     }
 }
 
-fn gpr_mut(regs: &mut KvmRegs, n: u8) -> &mut u64 {
+pub(crate) fn gpr_mut(regs: &mut KvmRegs, n: u8) -> &mut u64 {
     match n & 15 {
         0 => &mut regs.rax,
         1 => &mut regs.rcx,

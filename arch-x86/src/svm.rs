@@ -1440,6 +1440,10 @@ fn setup_control(img: &mut VmcbImage, asid: u32, iopm: u64, msrpm: u64, ncr3: u6
         c.fill(0);
     }
     img.set_u32(ctl::EXCEPTIONS, vmrun::EXCEPTIONS);
+    // Every access to DR0-DR7: the processor does not switch DR0-DR3, so a guest's MOV DR
+    // would reach the host's breakpoints. The guest's debug registers live in the state
+    // model (KVM_GET/SET_DEBUGREGS) and the guest runs with breakpoints off.
+    img.set_u32(ctl::DR_INTERCEPTS, 0x00ff_00ff);
     img.set_u32(ctl::MISC1, misc1_intercepts());
     img.set_u32(
         ctl::MISC2,
@@ -1821,6 +1825,11 @@ impl<H: Hw> Svm<H> {
                 None
             }
             code::SWINT => self.swint_exit(ctx)?,
+            c if (code::DR0_READ..code::DR0_READ + 8).contains(&c)
+                || (code::DR0_WRITE..code::DR0_WRITE + 8).contains(&c) =>
+            {
+                self.dr_exit(ctx)?
+            }
             code::CR0_WRITE => self.cr_write_exit(ctx, 0)?,
             code::CR4_WRITE => self.cr_write_exit(ctx, 4)?,
             _ => Some(unexpected),
@@ -1914,6 +1923,73 @@ impl<H: Hw> Svm<H> {
             }
             _ => return Ok(emu_fail(EmuError::Mismatch, insn.bytes, insn.len)),
         }
+        Ok(None)
+    }
+
+    /// A `MOV` to or from a debug register (all are intercepted): emulated against the state
+    /// model. `#UD` for DR8-DR15 and for DR4/DR5 with `CR4.DE`, `#GP(0)` outside CPL 0 and for
+    /// DR6/DR7 values with bits 63:32 set; DR4/DR5 alias DR6/DR7 otherwise.
+    fn dr_exit<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Exit>> {
+        let st = &ctx.vcpu().st;
+        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
+        let mut mem = CtxMem { ctx: &*ctx };
+        let insn = match mem.fetch_decode(&cpu, regs.rip) {
+            Ok(i) => i,
+            Err(exit) => return Ok(exit),
+        };
+        let (Some(m), decode::Map::Ox0F, op @ (0x21 | 0x23)) = (insn.modrm, insn.map, insn.opcode)
+        else {
+            return Ok(emu_fail(EmuError::Mismatch, insn.bytes, insn.len));
+        };
+        let rex = insn.prefixes.rex;
+        let reg = m.rm | ((rex & 1) << 3);
+        let mut dr = m.reg | ((rex & 4) << 1);
+        let v = &mut ctx.vcpu().st;
+        let ud = crate::state::Exception {
+            injected: true,
+            nr: 6,
+            ..Default::default()
+        };
+        if dr > 7 || (matches!(dr, 4 | 5) && v.cr4 & cr4::DE != 0) {
+            v.events.exception = ud;
+            return Ok(None);
+        }
+        if cpu.cpl != 0 {
+            inject_gp0(v);
+            return Ok(None);
+        }
+        if dr == 4 || dr == 5 {
+            dr += 2;
+        }
+        let width = if cpu.mode == decode::Mode::Bits64 {
+            u64::MAX
+        } else {
+            0xffff_ffff
+        };
+        if op == 0x23 {
+            let val = emulate::gpr(&v.regs, reg) & width;
+            match dr {
+                6 | 7 if val >> 32 != 0 => {
+                    inject_gp0(v);
+                    return Ok(None);
+                }
+                6 => v.dr6 = val,
+                7 => v.dr7 = val,
+                n => {
+                    if let Some(d) = v.db.get_mut(usize::from(n)) {
+                        *d = val;
+                    }
+                }
+            }
+        } else {
+            let val = match dr {
+                6 => v.dr6,
+                7 => v.dr7,
+                n => v.db.get(usize::from(n)).copied().unwrap_or(0),
+            };
+            *emulate::gpr_mut(&mut v.regs, reg) = val & width;
+        }
+        emulate::advance_rip(&mut v.regs, &insn);
         Ok(None)
     }
 

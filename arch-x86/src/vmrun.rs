@@ -81,6 +81,8 @@ pub fn fill_ranges(
 pub mod ctl {
     /// CR intercepts (u32): reads of CRn in bit n, writes in bit 16 + n.
     pub const CR_INTERCEPTS: usize = 0x000;
+    /// DR intercepts (u32): reads of DRn in bit n, writes in bit 16 + n.
+    pub const DR_INTERCEPTS: usize = 0x004;
     /// Exception intercept bitmap (u32).
     pub const EXCEPTIONS: usize = 0x008;
     /// Intercepts, first vector (u32): INTR, NMI, ..., SHUTDOWN.
@@ -271,6 +273,10 @@ pub mod code {
     pub const EXCP_AC: u64 = 0x51;
     /// `INTn` intercept.
     pub const SWINT: u64 = 0x75;
+    /// Read of DR0 (DRn: `DR0_READ + n`).
+    pub const DR0_READ: u64 = 0x20;
+    /// Write of DR0 (DRn: `DR0_WRITE + n`).
+    pub const DR0_WRITE: u64 = 0x30;
     /// Write of CR0 (`MOV CR0`, `LMSW`, `CLTS`).
     pub const CR0_WRITE: u64 = 0x10;
     /// Write of CR4.

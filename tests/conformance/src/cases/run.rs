@@ -69,6 +69,7 @@ pub static CASES: &[Case] = crate::cases![
     guest "run.msr.set_msrs_seen_by_rdmsr" => msr_rdmsr,
     guest "run.msr.user_space_exit" => msr_user_space,
     guest "run.msr.syscall_uses_lstar" => msr_syscall,
+    guest "run.debugregs.guest_mov_dr" => guest_mov_dr,
     guest "run.msr.swapgs_kernel_gs_base" => msr_swapgs,
     guest "run.shutdown.triple_fault_long" => triple_fault_long,
     guest "run.shutdown.triple_fault_prot32" => triple_fault_prot,
@@ -816,6 +817,32 @@ fn msr_syscall(ctx: &Ctx) -> CaseResult {
         CODE + len,
         "LSTAR"
     );
+    Ok(())
+}
+
+/// The guest's own `MOV` to and from DR0 and DR7: the values read back in the guest and
+/// through `KVM_GET_DEBUGREGS`.
+fn guest_mov_dr(ctx: &Ctx) -> CaseResult {
+    let code = Code::new()
+        .op_d(&[0xB8], 0x1234_5000) // mov eax, 0x12345000
+        .op(&[0x0F, 0x23, 0xC0]) // mov dr0, rax
+        .op_d(&[0xB8], 0x401) // mov eax, 0x401 (L0)
+        .op(&[0x0F, 0x23, 0xF8]) // mov dr7, rax
+        .op(&[0x0F, 0x21, 0xC3]) // mov rbx, dr0
+        .op(&[0x89, 0xD8]) // mov eax, ebx
+        .op_b(&[0xE7], 0x10) // out 0x10, eax
+        .op(&[0xF4]); // hlt
+    let g = Guest::new(ctx, Mode::Long64, &code)?;
+    let io = g.run_io(KVM_EXIT_IO_OUT, 4, 0x10, 1)?;
+    check_eq!(
+        g.run.pio_data(&io),
+        0x1234_5000u32.to_le_bytes().to_vec(),
+        "DR0 read back in the guest"
+    );
+    g.run_hlt()?;
+    let d = g.vcpu.get_debugregs().ctx("GET_DEBUGREGS")?;
+    check_hex!(d.db[0], 0x1234_5000u64, "DR0");
+    check_hex!(d.dr7 & 0xffff_ffff, 0x401u64, "DR7");
     Ok(())
 }
 
