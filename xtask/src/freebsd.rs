@@ -12,7 +12,7 @@
 //! check lists and the harness refuses.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use kvmport_kld_loader::{check, elf::Elf, freebsd::FreeBsd14};
@@ -69,18 +69,27 @@ pub(crate) fn lld() -> Result<(PathBuf, bool)> {
     }
 }
 
-/// Builds `target/freebsd/kvmport.ko` and returns its path.
-pub fn build() -> Result<PathBuf> {
-    let out = target_dir().join("freebsd");
+/// Builds `krate` (a glue crate: `kvmport-os-freebsd`, `kvmport-os-illumos`) for the kernel
+/// target as a static library under `out/cargo`, takes its one object out of the archive and
+/// links it with `lld -r` and `ldscript` into `module`, without debug and toolchain sections.
+/// `what` names the module in the step lines.
+pub(crate) fn build_module_object(
+    krate: &str,
+    out: &Path,
+    ldscript: &str,
+    module: &Path,
+    what: &str,
+) -> Result {
     let cargo_dir = out.join("cargo");
-    step("Rust object (core + arch-x86 + os-freebsd)", || {
+    let lib_name = krate.replace('-', "_");
+    step(&format!("Rust object (core + arch-x86 + {krate})"), || {
         run(cargo()
             .current_dir(workspace_root())
             .args([
                 "rustc",
                 "--quiet",
                 "-p",
-                "kvmport-os-freebsd",
+                krate,
                 "--profile",
                 "kernel",
                 "--target",
@@ -93,14 +102,13 @@ pub fn build() -> Result<PathBuf> {
             .env("CARGO_TARGET_DIR", &cargo_dir)
             .env("CARGO_ENCODED_RUSTFLAGS", FREEBSD_RUSTFLAGS.join("\u{1f}")))
     })?;
-    let ko = out.join("kvmport.ko");
-    step("link kvmport.ko (lld -r)", || {
-        let lib = cargo_dir.join("x86_64-unknown-none/kernel/libkvmport_os_freebsd.a");
+    step(&format!("link {what} (lld -r)"), || {
+        let lib = cargo_dir.join(format!("x86_64-unknown-none/kernel/lib{lib_name}.a"));
         let obj_dir = out.join("obj");
         fs::create_dir_all(&obj_dir).map_err(|e| format!("{}: {e}", obj_dir.display()))?;
-        let obj = crate::linux_module::extract_crate_object(&lib, &obj_dir, "kvmport_os_freebsd")?;
+        let obj = crate::linux_module::extract_crate_object(&lib, &obj_dir, &lib_name)?;
         let script = out.join("ldscript.kmod");
-        fs::write(&script, LDSCRIPT).map_err(|e| e.to_string())?;
+        fs::write(&script, ldscript).map_err(|e| e.to_string())?;
         let (lld, flavor) = lld()?;
         let mut cmd = Command::new(lld);
         if flavor {
@@ -110,7 +118,7 @@ pub fn build() -> Result<PathBuf> {
             .args(["-m", "elf_x86_64", "-r", "-T"])
             .arg(&script)
             .arg("-o")
-            .arg(&ko)
+            .arg(module)
             .arg(&obj))?;
         run(Command::new("llvm-objcopy")
             .args([
@@ -120,8 +128,15 @@ pub fn build() -> Result<PathBuf> {
                 "--remove-section=.llvmcmd",
                 "--remove-section=.note.GNU-stack",
             ])
-            .arg(&ko))
-    })?;
+            .arg(module))
+    })
+}
+
+/// Builds `target/freebsd/kvmport.ko` and returns its path.
+pub fn build() -> Result<PathBuf> {
+    let out = target_dir().join("freebsd");
+    let ko = out.join("kvmport.ko");
+    build_module_object("kvmport-os-freebsd", &out, LDSCRIPT, &ko, "kvmport.ko")?;
     println!("built {}", ko.display());
     Ok(ko)
 }

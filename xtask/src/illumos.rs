@@ -11,11 +11,10 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use kvmport_kld_loader::{check, elf::Elf, illumos::Illumos};
 
-use crate::freebsd::{FREEBSD_RUSTFLAGS, lld};
+use crate::freebsd::build_module_object;
 use crate::{Result, cargo, run, step, target_dir, workspace_root};
 
 /// Merges input sections into the four sections illumos modules have.
@@ -45,57 +44,15 @@ pub fn run_cmd(_args: &[String]) -> Result {
 /// Builds `target/illumos/kvm` (and `kvm.conf` beside it) and returns the module's path.
 pub fn build() -> Result<PathBuf> {
     let out = target_dir().join("illumos");
-    let cargo_dir = out.join("cargo");
-    step("Rust object (core + arch-x86 + os-illumos)", || {
-        run(cargo()
-            .current_dir(workspace_root())
-            .args([
-                "rustc",
-                "--quiet",
-                "-p",
-                "kvmport-os-illumos",
-                "--profile",
-                "kernel",
-                "--target",
-                "x86_64-unknown-none",
-                "--crate-type",
-                "staticlib",
-                "-Zbuild-std=core,alloc",
-            ])
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env("CARGO_TARGET_DIR", &cargo_dir)
-            .env("CARGO_ENCODED_RUSTFLAGS", FREEBSD_RUSTFLAGS.join("\u{1f}")))
-    })?;
     let module = out.join("kvm");
-    step("link the kvm module (lld -r)", || {
-        let lib = cargo_dir.join("x86_64-unknown-none/kernel/libkvmport_os_illumos.a");
-        let obj_dir = out.join("obj");
-        fs::create_dir_all(&obj_dir).map_err(|e| format!("{}: {e}", obj_dir.display()))?;
-        let obj = crate::linux_module::extract_crate_object(&lib, &obj_dir, "kvmport_os_illumos")?;
-        let script = out.join("ldscript.kmod");
-        fs::write(&script, LDSCRIPT).map_err(|e| e.to_string())?;
-        let (lld, flavor) = lld()?;
-        let mut cmd = Command::new(lld);
-        if flavor {
-            cmd.args(["-flavor", "gnu"]);
-        }
-        run(cmd
-            .args(["-m", "elf_x86_64", "-r", "-T"])
-            .arg(&script)
-            .arg("-o")
-            .arg(&module)
-            .arg(&obj))?;
-        run(Command::new("llvm-objcopy")
-            .args([
-                "--strip-debug",
-                "--remove-section=.comment",
-                "--remove-section=.llvmbc",
-                "--remove-section=.llvmcmd",
-                "--remove-section=.note.GNU-stack",
-            ])
-            .arg(&module))?;
-        fs::write(out.join("kvm.conf"), KVM_CONF).map_err(|e| e.to_string())
-    })?;
+    build_module_object(
+        "kvmport-os-illumos",
+        &out,
+        LDSCRIPT,
+        &module,
+        "the kvm module",
+    )?;
+    fs::write(out.join("kvm.conf"), KVM_CONF).map_err(|e| e.to_string())?;
     println!(
         "built {} and {}",
         module.display(),
