@@ -1650,6 +1650,7 @@ impl<H: Hw> Svm<H> {
     ) -> KResult<Option<Exit>> {
         let unexpected = Exit::InternalError {
             suberror: KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+            exit_code: Some(exit.code),
         };
         // CAST: the low 32 bits.
         if exit.code as u32 == code::INVALID {

@@ -112,6 +112,10 @@ pub enum Exit {
     InternalError {
         /// `KVM_INTERNAL_ERROR_*` sub-error.
         suberror: u32,
+        /// With `KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON`: the hardware exit code, which
+        /// user space gets as `data[0]` with the host CPU as `data[1]` (`ndata` 2), as KVM
+        /// reports it.
+        exit_code: Option<u64>,
     },
     /// An instruction could not be emulated (`KVM_EXIT_INTERNAL_ERROR` with
     /// `KVM_INTERNAL_ERROR_EMULATION` and the instruction bytes, as KVM reports it).

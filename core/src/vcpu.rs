@@ -514,11 +514,19 @@ impl<P: Platform> VcpuFile<P> {
                     page_set(run, EXIT_OFF, &e)?;
                     return Self::finish(run, KVM_EXIT_INTERNAL_ERROR);
                 }
-                Exit::InternalError { suberror } => {
-                    let e = KvmRunExitInternal {
+                Exit::InternalError {
+                    suberror,
+                    exit_code,
+                } => {
+                    let mut e = KvmRunExitInternal {
                         suberror,
                         ..Default::default()
                     };
+                    if let Some(code) = exit_code {
+                        e.ndata = 2;
+                        e.data[0] = code;
+                        e.data[1] = u64::from(os.cpu_current());
+                    }
                     page_set(run, EXIT_OFF, &e)?;
                     return Self::finish(run, KVM_EXIT_INTERNAL_ERROR);
                 }

@@ -875,6 +875,14 @@ fn other_exits_reach_user_space() {
         (
             Exit::InternalError {
                 suberror: KVM_INTERNAL_ERROR_EMULATION,
+                exit_code: None,
+            },
+            KVM_EXIT_INTERNAL_ERROR,
+        ),
+        (
+            Exit::InternalError {
+                suberror: KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON,
+                exit_code: Some(0x7b),
             },
             KVM_EXIT_INTERNAL_ERROR,
         ),
@@ -888,9 +896,18 @@ fn other_exits_reach_user_space() {
             let f: KvmRunExitFailEntry = h.run_get(vcpu, offset_of!(KvmRun, exit));
             assert_eq!(f.hardware_entry_failure_reason, 0xbad);
         }
-        if let Exit::InternalError { .. } = exit {
+        if let Exit::InternalError {
+            suberror,
+            exit_code,
+        } = exit
+        {
             let e: KvmRunExitInternal = h.run_get(vcpu, offset_of!(KvmRun, exit));
-            assert_eq!(e.suberror, KVM_INTERNAL_ERROR_EMULATION);
+            assert_eq!(e.suberror, suberror);
+            match exit_code {
+                // The exit code and the CPU, as KVM reports an unexpected exit.
+                Some(code) => assert_eq!((e.ndata, e.data[0]), (2, code)),
+                None => assert_eq!(e.ndata, 0),
+            }
         }
     }
     // A backend error is the ioctl's error.
