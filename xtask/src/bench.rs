@@ -22,7 +22,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -325,7 +325,7 @@ enum Msg {
 fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, n: usize, timeout: Duration) -> Result<Boot> {
     let log = dir.join(format!("serial-{n}.log"));
     let mut logf = fs::File::create(&log).map_err(vmtest::io_err(&log))?;
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let mut cmd = vmtest::qemu_command();
     cmd.args(["-M", "q35", "-accel", "tcg", "-m", "1024"])
         .args(QEMU_DETERMINISTIC)
         .arg("-kernel")

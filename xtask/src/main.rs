@@ -17,7 +17,8 @@
 //! - `bench`: instructions per KVM operation, kvmport against kvm_amd in one deterministic
 //!   VM, plus host benchmarks of the core (see docs/bench.md).
 //! - `test`: the README's test command: format and lint checks, the host tests (including the
-//!   ABI layout check), `build-targets`, `hostsuite` and `vmtest --kvmport --smp 2 --fuzz 60`.
+//!   ABI layout check), `build-targets`, `hostsuite`, `vmtest --kvmport --smp 2 --fuzz 60
+//!   --guest-fuzz 40` and `vmtest --kvmport --smp 1 --demo --guest-fuzz 30`.
 
 mod bench;
 mod cpio;
@@ -308,10 +309,19 @@ fn test() -> Result {
     freebsd::run_cmd(&[])?;
     illumos::run_cmd(&[])?;
     suite::host_suite()?;
-    // Two boots: two vCPUs with 60 s of fuzzing, and one vCPU (suite only) with the demo.
-    let vm_args = ["--kvmport", "--smp", "2", "--fuzz", "60"];
+    // Two boots: two vCPUs with 60 s of ioctl fuzzing and 40 s of random guest code, and one
+    // vCPU with the demo and 30 s of random guest code.
+    let vm_args = [
+        "--kvmport",
+        "--smp",
+        "2",
+        "--fuzz",
+        "60",
+        "--guest-fuzz",
+        "40",
+    ];
     vmtest::run(&vm_args.map(String::from))?;
-    let vm_args = ["--kvmport", "--smp", "1", "--demo"];
+    let vm_args = ["--kvmport", "--smp", "1", "--demo", "--guest-fuzz", "30"];
     vmtest::run(&vm_args.map(String::from))?;
     println!(
         "host tests: {} passed, {} failed, {} skipped",

@@ -44,12 +44,14 @@ usage: cargo xtask vmtest [--smp N] [--kvmport] [--keep] [--timeout SECS] [--sui
   --demo          with --kvmport: run kvm-demo (a 64-bit guest greeting through port I/O)
                   against kvmport before its suite
   --guest-fuzz S  after each run's suite, run random guest code (real and long mode) with
-                  kvm-guestfuzz for S seconds; every run must end in an explained exit
+                  kvm-guestfuzz for S seconds; every run must end in an explained exit (with
+                  a QEMU that has QEMU issue 3195, kvm-guestfuzz gets --avoid-qemu-3195)
   --guest-fuzz-args A  extra kvm-guestfuzz arguments (e.g. \"--modes long --verbose\")
   --qemu-log PATH QEMU's own log of CPU resets and guest errors (-d cpu_reset,guest_errors;
                   $KVMPORT_QEMU_LOG_ITEMS overrides the -d items)
   --keep          keep the unpacked kernel package (when unpacking) and superseded kernels
   --timeout SECS  wall-clock limit for the guest (default 600)
+  $KVMPORT_QEMU   the QEMU binary to run (default qemu-system-x86_64 from PATH)
   --suite PATH    run this static binary instead of building kvmport-conformance
   -- ARGS         extra arguments for the suite, e.g. a FILTER";
 
@@ -344,7 +346,7 @@ pub fn run(args: &[String]) -> Result {
         println!("{USAGE}");
         return Ok(());
     }
-    let opts = Opts::parse(args)?;
+    let mut opts = Opts::parse(args)?;
     let t0 = Instant::now();
     let dir = target_dir().join("vmtest");
     fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -367,6 +369,15 @@ pub fn run(args: &[String]) -> Result {
         guest_fuzzer: None,
     };
     if opts.guest_fuzz > 0 {
+        if let Some(v) = qemu_version().filter(|&v| qemu_has_issue_3195(v)) {
+            // A guest can crash this QEMU: keep the offending bytes out of the random code.
+            eprintln!(
+                "vmtest: QEMU {}.{}.{} has QEMU issue 3195 (MOV Sreg naming no segment register \
+                 crashes QEMU; fixed in 10.0.7/10.1.3): kvm-guestfuzz --avoid-qemu-3195",
+                v.0, v.1, v.2
+            );
+            opts.guest_fuzz_args.push_str(" --avoid-qemu-3195");
+        }
         // Built with the suite, from the same package.
         let g = suite.with_file_name("kvm-guestfuzz");
         if !g.is_file() {
@@ -501,19 +512,42 @@ fn dpkg_installed(p: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
-/// The major version of `qemu-system-x86_64`, if it runs.
-fn qemu_major() -> Option<u32> {
-    let out = Command::new("qemu-system-x86_64")
-        .arg("--version")
-        .output()
-        .ok()?;
-    parse_qemu_major(&String::from_utf8_lossy(&out.stdout))
+/// The QEMU binary the harness runs: `$KVMPORT_QEMU` when set (e.g. a QEMU built with debug
+/// information, to get a backtrace out of a QEMU crash), else `qemu-system-x86_64` from `PATH`.
+pub(crate) fn qemu_command() -> Command {
+    Command::new(std::env::var_os("KVMPORT_QEMU").unwrap_or_else(|| "qemu-system-x86_64".into()))
 }
 
-/// Parses `QEMU emulator version 10.0.2 (Debian ...)`.
-fn parse_qemu_major(s: &str) -> Option<u32> {
+/// The version of the QEMU that [`qemu_command`] runs, if it runs.
+fn qemu_version() -> Option<(u32, u32, u32)> {
+    let out = qemu_command().arg("--version").output().ok()?;
+    parse_qemu_version(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The major version of the QEMU that [`qemu_command`] runs, if it runs.
+fn qemu_major() -> Option<u32> {
+    qemu_version().map(|v| v.0)
+}
+
+/// Parses `QEMU emulator version 10.0.2 (Debian ...)` into (major, minor, micro).
+fn parse_qemu_version(s: &str) -> Option<(u32, u32, u32)> {
     let rest = s.split("version ").nth(1)?;
-    rest.split('.').next()?.trim().parse().ok()
+    let v = rest.split_whitespace().next()?;
+    let mut parts = v.split('.').map(|p| {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse::<u32>().ok()
+    });
+    let major = parts.next()??;
+    let minor = parts.next().flatten().unwrap_or(0);
+    let micro = parts.next().flatten().unwrap_or(0);
+    Some((major, minor, micro))
+}
+
+/// Whether QEMU `v`'s TCG has QEMU issue 3195: `MOV Sreg, r/m` naming no segment register
+/// crashes QEMU instead of raising #UD. It came with the new decoder's move of opcodes
+/// 60-BF (9.1) and was fixed in 10.0.7, 10.1.3 and 10.2.0 (upstream commit ebb46ba6a4a2).
+fn qemu_has_issue_3195(v: (u32, u32, u32)) -> bool {
+    ((9, 1, 0)..(10, 0, 7)).contains(&v) || ((10, 1, 0)..(10, 1, 3)).contains(&v)
 }
 
 /// The Debian release's codename from `/etc/os-release` (default `bookworm`).
@@ -1350,7 +1384,7 @@ struct Outcome {
 fn boot(dir: &Path, kernel: &Kernel, initrd: &Path, opts: &Opts) -> Result<Outcome> {
     let log = dir.join(format!("serial-{}.log", utc_stamp()));
     let mut logf = fs::File::create(&log).map_err(io_err(&log))?;
-    let mut cmd = Command::new("qemu-system-x86_64");
+    let mut cmd = qemu_command();
     cmd.args(["-M", "q35", "-accel", "tcg", "-cpu", "EPYC", "-m", "1024"])
         .args(["-smp", &opts.smp.to_string()])
         .arg("-kernel")
@@ -1879,10 +1913,29 @@ mod tests {
     #[test]
     fn misc_parsers() {
         assert_eq!(
-            parse_qemu_major("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-1~bpo12+1)"),
-            Some(10)
+            parse_qemu_version("QEMU emulator version 10.0.2 (Debian 1:10.0.2+ds-1~bpo12+1)"),
+            Some((10, 0, 2))
         );
-        assert_eq!(parse_qemu_major("QEMU emulator version 7.2.19"), Some(7));
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 7.2.19"),
+            Some((7, 2, 19))
+        );
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 10.1.90\nCopyright"),
+            Some((10, 1, 90))
+        );
+        assert_eq!(
+            parse_qemu_version("QEMU emulator version 11"),
+            Some((11, 0, 0))
+        );
+        assert_eq!(parse_qemu_version("no version here"), None);
+        assert!(qemu_has_issue_3195((10, 0, 2)));
+        assert!(qemu_has_issue_3195((10, 1, 2)));
+        assert!(qemu_has_issue_3195((9, 2, 4)));
+        assert!(!qemu_has_issue_3195((10, 0, 7)));
+        assert!(!qemu_has_issue_3195((10, 1, 3)));
+        assert!(!qemu_has_issue_3195((10, 2, 0)));
+        assert!(!qemu_has_issue_3195((9, 0, 4)));
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_418), (2025, 11, 26));
         assert_eq!(rc_of("VMTEST-DONE rc=3 uptime=1"), Some(3));

@@ -11,11 +11,11 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use kvmport_client::Errno;
-use kvmport_conformance::guest::{CODE, Code, Guest, Mode, RAM, init_vcpu};
+use kvmport_conformance::guest::{CODE, Code, Guest, Mode, PML4, RAM, init_vcpu};
 use kvmport_conformance::harness::Ctx;
 use kvmport_core::abi::{
     KVM_EXIT_HLT, KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_IO, KVM_EXIT_IO_IN, KVM_EXIT_MMIO,
-    KVM_EXIT_SHUTDOWN,
+    KVM_EXIT_SHUTDOWN, KVM_MEM_READONLY,
 };
 
 /// How long one `KVM_RUN` may take before the watchdog (`SIGALRM`) interrupts it.
@@ -26,6 +26,63 @@ const EXITS_PER_ROUND: u32 = 64;
 const CODE_LEN: usize = 4096;
 /// Rounds on one VM before it is made afresh (random code overwrites its own tables).
 const ROUNDS_PER_VM: u32 = 32;
+
+/// Rewrites every `MOV Sreg, r/m` (opcode `8E`) that QEMU 10.0.0-10.0.6 and 10.1.0-10.1.2 turn
+/// into a crash of QEMU itself (QEMU issue 3195, fixed by upstream commit ebb46ba6a4a2
+/// "target/i386/tcg: validate segment registers"): a ModRM `reg` field of 6 or 7, or a REX.R
+/// prefix, names no segment register, and instead of raising #UD, TCG indexes past its six
+/// segment bases. In real mode its code generator then dereferences a bogus value and QEMU
+/// dies of `SIGSEGV`; in long mode (REX.R) it overwrites the emulated CPU's other state. The
+/// guest that ran such bytes is the test VM's guest, so the crash kills the whole test VM,
+/// whichever hypervisor runs in it. The `8E` byte becomes `NOP`; an `8E` at either end of
+/// `buf`, whose neighbour is unknown, too. Returns how many bytes were rewritten.
+fn avoid_qemu_3195(buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    for i in 0..buf.len() {
+        if buf.get(i) != Some(&0x8E) {
+            continue;
+        }
+        let bad_reg = buf.get(i + 1).is_none_or(|m| (m >> 3) & 7 >= 6);
+        let rex_r = i
+            .checked_sub(1)
+            .and_then(|p| buf.get(p))
+            .is_none_or(|&b| b & 0xF4 == 0x44);
+        if bad_reg || rex_r {
+            if let Some(b) = buf.get_mut(i) {
+                *b = 0x90;
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// "mode opcode" for an instruction's bytes: legacy prefixes (and REX in long mode) skipped,
+/// `0F` opcodes with their second byte, the ModRM `reg` field for the group opcodes that use
+/// it; `?` when the bytes are missing (the instruction could not be fetched).
+fn opcode_key(mode: Mode, bytes: &[u8]) -> String {
+    let mut it = bytes.iter().copied().skip_while(|&b| {
+        matches!(
+            b,
+            0x26 | 0x2E | 0x36 | 0x3E | 0x64 | 0x65 | 0x66 | 0x67 | 0xF0 | 0xF2 | 0xF3
+        ) || (mode == Mode::Long64 && b & 0xF0 == 0x40)
+    });
+    let Some(op) = it.next() else {
+        return format!("{mode:?} ?");
+    };
+    if op == 0x0F {
+        return match it.next() {
+            Some(b) => format!("{mode:?} 0f {b:02x}"),
+            None => format!("{mode:?} 0f ?"),
+        };
+    }
+    let group = matches!(op, 0x80..=0x83 | 0x8F | 0xC0 | 0xC1 | 0xC6 | 0xC7 | 0xD0..=0xD3)
+        || matches!(op, 0xF6 | 0xF7 | 0xFE | 0xFF);
+    match it.next() {
+        Some(m) if group => format!("{mode:?} {op:02x}/{}", (m >> 3) & 7),
+        _ => format!("{mode:?} {op:02x}"),
+    }
+}
 
 /// xorshift64*: deterministic for a seed, no dependency.
 struct Rng(u64);
@@ -60,6 +117,12 @@ struct Tally {
     timeout: u64,
     exit_limit: u64,
     unexplained: Vec<String>,
+    /// Emulation failures by mode and opcode ([`opcode_key`]).
+    emulation_by_opcode: std::collections::BTreeMap<String, u64>,
+    /// What the first internal errors other than emulation failures said.
+    internal_seen: Vec<String>,
+    /// Bytes rewritten by [`avoid_qemu_3195`].
+    avoided: usize,
 }
 
 extern "C" fn on_alarm(_: libc::c_int) {}
@@ -117,9 +180,13 @@ fn round(
     rng: &mut Rng,
     t: &mut Tally,
     cut: Option<usize>,
+    avoid_3195: bool,
 ) -> Result<bool, String> {
     let mut code = vec![0u8; CODE_LEN];
     rng.fill(&mut code);
+    if avoid_3195 {
+        t.avoided += avoid_qemu_3195(&mut code);
+    }
     if let Some(k) = cut {
         // Bisecting a crash: only the first `k` bytes stay random, the rest is HLT.
         for b in code.iter_mut().skip(k) {
@@ -181,8 +248,18 @@ fn round(
                 let i = g.run.internal();
                 if i.suberror == kvmport_core::abi::KVM_INTERNAL_ERROR_EMULATION {
                     t.emulation += 1;
+                    let e: kvmport_core::abi::KvmRunExitEmulationFailure = g.run.exit();
+                    let n = usize::from(e.insn_size).min(e.insn_bytes.len());
+                    let key = opcode_key(mode, e.insn_bytes.get(..n).unwrap_or(&[]));
+                    *t.emulation_by_opcode.entry(key).or_default() += 1;
                 } else {
                     t.internal_other += 1;
+                    let n = usize::try_from(i.ndata).unwrap_or(0).min(i.data.len());
+                    t.internal_seen.push(format!(
+                        "{mode:?}: suberror {} data {:x?}",
+                        i.suberror,
+                        i.data.get(..n).unwrap_or(&[])
+                    ));
                 }
                 return Ok(false);
             }
@@ -197,15 +274,60 @@ fn round(
     Ok(true)
 }
 
-fn run(
-    device: &str,
+/// What the command line asked for.
+struct Opts {
+    device: String,
     seconds: u64,
     seed: u64,
-    modes: &[Mode],
+    modes: Vec<Mode>,
     verbose: bool,
+    /// `--cut VM:ROUND:K`.
     cut: Option<(u64, u32, usize)>,
     rounds_per_vm: u32,
-) -> Result<Tally, String> {
+    /// `--avoid-qemu-3195`: see [`avoid_qemu_3195`]; implies `read_only`.
+    avoid_3195: bool,
+    /// `--read-only-ram`: guest RAM is a `KVM_MEM_READONLY` slot, see [`read_only_guest`].
+    read_only: bool,
+}
+
+/// A fuzz VM whose RAM the guest cannot write (`KVM_MEM_READONLY`): every guest store is an
+/// MMIO exit, so the guest only ever runs bytes this program wrote. QEMU issue 3195 needs
+/// that: a guest that can write can make the offending bytes itself, and did (a real-mode
+/// guest wrote them into its interrupt vector table and jumped there within seconds). The page
+/// tables get their accessed and dirty bits set, so the processor's page walk writes nothing.
+fn read_only_guest(ctx: &Ctx, mode: Mode) -> Result<Guest, String> {
+    let g = Guest::with_flags(ctx, mode, &Code::new().op(&[0xF4]), KVM_MEM_READONLY)?;
+    const ACCESSED: u64 = 1 << 5;
+    const DIRTY: u64 = 1 << 6;
+    let (pdpt, pd) = (PML4 + 0x1000, PML4 + 0x2000);
+    for table in [PML4, pdpt, pd] {
+        for i in 0..512u64 {
+            let e: u64 = g.mem.read_obj(table + 8 * i);
+            if e & 1 != 0 {
+                let ad = if table == pd {
+                    ACCESSED | DIRTY
+                } else {
+                    ACCESSED
+                };
+                g.mem.write_obj(table + 8 * i, &(e | ad));
+            }
+        }
+    }
+    Ok(g)
+}
+
+fn run(o: &Opts) -> Result<Tally, String> {
+    let Opts {
+        ref device,
+        seconds,
+        seed,
+        ref modes,
+        verbose,
+        cut,
+        rounds_per_vm,
+        avoid_3195,
+        read_only,
+    } = *o;
     install_alarm();
     let ctx = Ctx {
         device: device.into(),
@@ -220,13 +342,18 @@ fn run(
             .copied()
             .unwrap_or(Mode::Real);
         n += 1;
-        let g = Guest::new(&ctx, mode, &Code::new().op(&[0xF4]))?;
+        let g = if read_only {
+            read_only_guest(&ctx, mode)?
+        } else {
+            Guest::new(&ctx, mode, &Code::new().op(&[0xF4]))?
+        };
         // Random bytes in the rest of RAM above the tables too, so jumps land in noise.
-        let mut noise = vec![0u8; 0x1000];
-        for page in (0x40000..RAM).step_by(0x1000) {
-            rng.fill(&mut noise);
-            g.mem.write(page, &noise);
+        let mut noise = vec![0u8; (RAM - 0x40000) as usize];
+        rng.fill(&mut noise);
+        if avoid_3195 {
+            t.avoided += avoid_qemu_3195(&mut noise);
         }
+        g.mem.write(0x40000, &noise);
         for r in 0..rounds_per_vm {
             if verbose {
                 // Flushed before the round, so the last line names the round that was running.
@@ -234,7 +361,7 @@ fn run(
             }
             debugcon(&format!("vm {n} round {r} {mode:?} rng {:#x}", rng.0));
             let c = cut.and_then(|(v, rr, k)| (v == n && rr == r).then_some(k));
-            if Instant::now() >= deadline || !round(&g, mode, &mut rng, &mut t, c)? {
+            if Instant::now() >= deadline || !round(&g, mode, &mut rng, &mut t, c, avoid_3195)? {
                 break;
             }
         }
@@ -257,9 +384,20 @@ fn main() -> ExitCode {
     let mut verbose = false;
     let mut cut: Option<(u64, u32, usize)> = None;
     let mut rounds_per_vm = ROUNDS_PER_VM;
+    let mut avoid_3195 = false;
+    let mut read_only = false;
     while let Some(a) = args.next() {
         if a == "--verbose" {
             verbose = true;
+            continue;
+        }
+        if a == "--avoid-qemu-3195" {
+            avoid_3195 = true;
+            read_only = true;
+            continue;
+        }
+        if a == "--read-only-ram" {
+            read_only = true;
             continue;
         }
         if a == "--debugcon" {
@@ -301,7 +439,7 @@ fn main() -> ExitCode {
             ("--seed", Some(s)) if parse_u64(&s).is_some() => seed = parse_u64(&s).unwrap_or(0),
             _ => {
                 eprintln!(
-                    "usage: kvm-guestfuzz [--device PATH] [--seconds N] [--seed S] [--modes real,prot32,long] [--rounds-per-vm N] [--verbose] [--debugcon] [--cut VM:ROUND:K]"
+                    "usage: kvm-guestfuzz [--device PATH] [--seconds N] [--seed S] [--modes real,prot32,long] [--rounds-per-vm N] [--verbose] [--debugcon] [--cut VM:ROUND:K] [--avoid-qemu-3195] [--read-only-ram]"
                 );
                 return ExitCode::from(2);
             }
@@ -315,12 +453,23 @@ fn main() -> ExitCode {
     if verbose {
         println!("guestfuzz: {device}, seed {seed:#x}, modes {modes:?}, {seconds} s");
     }
-    match run(&device, seconds, seed, &modes, verbose, cut, rounds_per_vm) {
+    let opts = Opts {
+        device: device.clone(),
+        seconds,
+        seed,
+        modes,
+        verbose,
+        cut,
+        rounds_per_vm,
+        avoid_3195,
+        read_only,
+    };
+    match run(&opts) {
         Ok(t) => {
             println!(
                 "guestfuzz: {device}, seed {seed:#x}: {} rounds (real {}, long {}); exits: io {}, mmio {}, \
                  hlt {}, shutdown {}, emulation failure {}, other internal error {}, watchdog {}, \
-                 exit limit {}; unexplained {}",
+                 exit limit {}; unexplained {}{}",
                 t.rounds[0] + t.rounds[1],
                 t.rounds[0],
                 t.rounds[1],
@@ -332,8 +481,29 @@ fn main() -> ExitCode {
                 t.internal_other,
                 t.timeout,
                 t.exit_limit,
-                t.unexplained.len()
+                t.unexplained.len(),
+                if avoid_3195 {
+                    format!("; QEMU issue 3195: {} bytes rewritten", t.avoided)
+                } else {
+                    String::new()
+                }
             );
+            let mut by: Vec<(&String, &u64)> = t.emulation_by_opcode.iter().collect();
+            by.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            if !by.is_empty() {
+                let top: Vec<String> = by
+                    .iter()
+                    .take(12)
+                    .map(|(k, n)| format!("{k}: {n}"))
+                    .collect();
+                println!(
+                    "guestfuzz: emulation failures by opcode: {}",
+                    top.join(", ")
+                );
+            }
+            for i in t.internal_seen.iter().take(5) {
+                println!("guestfuzz: internal error: {i}");
+            }
             for u in t.unexplained.iter().take(20) {
                 println!("guestfuzz: unexplained: {u}");
             }
@@ -347,5 +517,48 @@ fn main() -> ExitCode {
             println!("guestfuzz: FAILED: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::avoid_qemu_3195;
+
+    fn fixed(bytes: &[u8]) -> (Vec<u8>, usize) {
+        let mut b = bytes.to_vec();
+        let n = avoid_qemu_3195(&mut b);
+        (b, n)
+    }
+
+    #[test]
+    fn rewrites_reg_6_and_7() {
+        // mov ?s(7), [0xf9bb]: the bytes that crashed QEMU 10.0.2 in real mode.
+        assert_eq!(
+            fixed(&[0x90, 0x8E, 0x3E, 0xBB]),
+            (vec![0x90, 0x90, 0x3E, 0xBB], 1)
+        );
+        // reg 6, register form.
+        assert_eq!(
+            fixed(&[0x90, 0x8E, 0xF0, 0x90]),
+            (vec![0x90, 0x90, 0xF0, 0x90], 1)
+        );
+    }
+
+    #[test]
+    fn keeps_valid_segment_loads() {
+        // mov ds, ax; mov es, [bx]; mov ss, ax (with REX.W, which has no R bit).
+        let code = [0x90, 0x8E, 0xD8, 0x8E, 0x07, 0x48, 0x8E, 0xD0, 0x90];
+        assert_eq!(fixed(&code), (code.to_vec(), 0));
+    }
+
+    #[test]
+    fn rewrites_rex_r_and_unknown_neighbours() {
+        // REX.R (0x44, 0x4C) makes any reg field 8 or more.
+        assert_eq!(fixed(&[0x44, 0x8E, 0xD8, 0x4C, 0x8E, 0x00]).1, 2);
+        // At the ends the neighbour is unknown.
+        assert_eq!(
+            fixed(&[0x8E, 0xD8, 0x90, 0x8E]),
+            (vec![0x90, 0xD8, 0x90, 0x90], 2)
+        );
     }
 }
