@@ -288,6 +288,30 @@ fn set_guest_debug(v: &mut VcpuState, d: &KvmGuestDebug) -> KResult<()> {
 }
 
 /// Queues #GP(0) for the guest (a refused `RDMSR`/`WRMSR`/`XSETBV`).
+fn inject_ud(v: &mut VcpuState) {
+    v.events.exception = crate::state::Exception {
+        injected: true,
+        nr: 6,
+        ..Default::default()
+    };
+}
+
+/// `KVM_HC_VAPIC_POLL_IRQ`: a hypercall that only returns 0.
+const KVM_HC_VAPIC_POLL_IRQ: u64 = 1;
+/// KVM's hypercall errors, returned negated in RAX.
+const KVM_ENOSYS: u64 = 1000;
+/// See [`KVM_ENOSYS`].
+const KVM_EPERM: u64 = 1;
+
+/// What [`Svm::insn_exit`] does with the intercepted instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InsnExit {
+    /// Nothing: step over it.
+    Skip,
+    /// `VMMCALL`: KVM's hypercall ABI (number in RAX, result in RAX).
+    Hypercall,
+}
+
 fn inject_gp0(v: &mut VcpuState) {
     v.events.exception = crate::state::Exception {
         injected: true,
@@ -1833,6 +1857,23 @@ impl<H: Hw> Svm<H> {
             }
             code::CR0_WRITE => self.cr_write_exit(ctx, 0)?,
             code::CR4_WRITE => self.cr_write_exit(ctx, 4)?,
+            // The SVM instructions: the guest never has EFER.SVME (no nested SVM), so each
+            // is #UD, as on hardware without SVM enabled; SKINIT is #UD in any guest.
+            code::VMRUN
+            | code::VMLOAD
+            | code::VMSAVE
+            | code::STGI
+            | code::CLGI
+            | code::SKINIT
+            | code::INVLPGA => {
+                inject_ud(&mut ctx.vcpu().st);
+                None
+            }
+            code::VMMCALL => self.insn_exit(ctx, InsnExit::Hypercall)?,
+            // INVD: the guest has no cache of its own to drop (KVM skips it too). MONITOR and
+            // MWAIT: a no-op, as KVM's default (KVM_X86_QUIRK_MWAIT_NEVER_UD_FAULTS) has them;
+            // the vCPU does not sleep in the guest.
+            code::INVD | code::MONITOR | code::MWAIT => self.insn_exit(ctx, InsnExit::Skip)?,
             _ => Some(unexpected),
         })
     }
@@ -1924,6 +1965,49 @@ impl<H: Hw> Svm<H> {
             }
             _ => return Ok(emu_fail(EmuError::Mismatch, insn.bytes, insn.len)),
         }
+        Ok(None)
+    }
+
+    /// An intercepted instruction that completes in the kernel ([`InsnExit`]). Without
+    /// next-RIP saving, its length comes from decoding it.
+    ///
+    /// Hypercalls follow KVM's ABI: outside CPL 0 the result is `-KVM_EPERM`; of the numbers,
+    /// only `KVM_HC_VAPIC_POLL_IRQ` is known (it returns 0) (this VM advertises no paravirtual
+    /// features); anything else is `-KVM_ENOSYS`. Outside 64-bit mode the result is the low
+    /// 32 bits.
+    fn insn_exit<O: Os>(
+        &self,
+        ctx: &mut RunCtx<'_, O, Self>,
+        what: InsnExit,
+    ) -> KResult<Option<Exit>> {
+        let st = &ctx.vcpu().st;
+        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
+        let mut mem = CtxMem { ctx: &*ctx };
+        let insn = match mem.fetch_decode(&cpu, regs.rip) {
+            Ok(i) => i,
+            Err(exit) => return Ok(exit),
+        };
+        let v = &mut ctx.vcpu().st;
+        if what == InsnExit::Hypercall {
+            let nr = if cpu.mode == decode::Mode::Bits64 {
+                v.regs.rax
+            } else {
+                v.regs.rax & 0xffff_ffff
+            };
+            let ret = if cpu.cpl != 0 {
+                KVM_EPERM.wrapping_neg()
+            } else if nr == KVM_HC_VAPIC_POLL_IRQ {
+                0
+            } else {
+                KVM_ENOSYS.wrapping_neg()
+            };
+            v.regs.rax = if cpu.mode == decode::Mode::Bits64 {
+                ret
+            } else {
+                ret & 0xffff_ffff
+            };
+        }
+        emulate::advance_rip(&mut v.regs, &insn);
         Ok(None)
     }
 

@@ -281,6 +281,30 @@ pub mod code {
     pub const CR0_WRITE: u64 = 0x10;
     /// Write of CR4.
     pub const CR4_WRITE: u64 = 0x14;
+    /// `INVD`.
+    pub const INVD: u64 = 0x76;
+    /// `INVLPGA`.
+    pub const INVLPGA: u64 = 0x7a;
+    /// Task switch.
+    pub const TASK_SWITCH: u64 = 0x7d;
+    /// `VMRUN`.
+    pub const VMRUN: u64 = 0x80;
+    /// `VMMCALL`.
+    pub const VMMCALL: u64 = 0x81;
+    /// `VMLOAD`.
+    pub const VMLOAD: u64 = 0x82;
+    /// `VMSAVE`.
+    pub const VMSAVE: u64 = 0x83;
+    /// `STGI`.
+    pub const STGI: u64 = 0x84;
+    /// `CLGI`.
+    pub const CLGI: u64 = 0x85;
+    /// `SKINIT`.
+    pub const SKINIT: u64 = 0x86;
+    /// `MONITOR`.
+    pub const MONITOR: u64 = 0x8a;
+    /// `MWAIT`.
+    pub const MWAIT: u64 = 0x8b;
     /// Nested page fault.
     pub const NPF: u64 = 0x400;
     /// Invalid guest state (compare the low 32 bits: TCG stores it zero-extended).

@@ -4,6 +4,7 @@ use crate::harness::Case;
 
 pub mod dirty;
 pub mod hostile;
+pub mod insn;
 pub mod irq;
 pub mod irqchip;
 pub mod memslot;
@@ -22,6 +23,7 @@ pub static ALL: &[&[Case]] = &[
     mm::CASES,
     vcpu::CASES,
     run::CASES,
+    insn::CASES,
     irq::CASES,
     irqchip::CASES,
     hostile::PTR_CASES,
