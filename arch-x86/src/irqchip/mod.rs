@@ -12,19 +12,157 @@
 //! below 16 drives PIC input `n` and IOAPIC pin `n`; GSI 16-23 drive IOAPIC pin `n`. GSI 0
 //! goes to IOAPIC pin 0 (measured on this machine's KVM: `KVM_IRQ_LINE` of GSI 0 sets IOAPIC
 //! IRR bit 0); the ISA-IRQ0-on-pin-2 override of ACPI's MADT is something VMMs such as QEMU
-//! program themselves with `KVM_SET_GSI_ROUTING`.
+//! program themselves with `KVM_SET_GSI_ROUTING`, whose table ([`Routing`]) then replaces the
+//! default one and may also turn a GSI into an MSI ([`msi_message`]).
 
 pub mod ioapic;
 pub mod lapic;
 pub mod pic;
 pub mod vmchip;
 
+use alloc::vec::Vec;
 use ioapic::{DeliveryMode, Ioapic, Message, Sink};
+use kvmport_core::abi::x86::{KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE};
+use kvmport_core::abi::{
+    KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI, KVM_MSI_VALID_DEVID, KvmIrqRoutingEntry,
+    KvmIrqRoutingIrqchip, KvmIrqRoutingMsi,
+};
+use kvmport_core::{Errno, KResult};
 use lapic::{Lapic, Shorthand};
 use pic::PicPair;
 
 /// GSIs of the default routing.
 pub const NR_GSIS: u32 = 24;
+
+/// `KVM_MAX_IRQ_ROUTES`: GSIs of a `KVM_SET_GSI_ROUTING` table are below it, and a table has
+/// at most this many entries (`KVM_CAP_IRQ_ROUTING` reports it).
+pub const MAX_ROUTES: u32 = 4096;
+
+/// Where a GSI goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Input `n` (0-15) of the 8259A pair; the slave's inputs are 8-15.
+    Pic(u8),
+    /// IOAPIC pin `n` (0-23).
+    Ioapic(u8),
+    /// A message-signalled interrupt.
+    Msi {
+        /// The address's low half (destination, redirection hint, destination mode).
+        address_lo: u32,
+        /// The data (vector, delivery mode, trigger mode).
+        data: u32,
+    },
+}
+
+/// A GSI reaches at most one input of each irqchip, or a single MSI (as on Linux KVM).
+pub const ROUTES_PER_GSI: usize = 3;
+
+/// The routes of one GSI.
+pub type GsiRoutes = [Option<Route>; ROUTES_PER_GSI];
+
+/// The routes of `gsi` in the default table (see the module's documentation).
+pub fn default_routes(gsi: u32) -> GsiRoutes {
+    match u8::try_from(gsi) {
+        Ok(n) if n < 16 => [Some(Route::Ioapic(n)), Some(Route::Pic(n)), None],
+        Ok(n) if u32::from(n) < NR_GSIS => [Some(Route::Ioapic(n)), None, None],
+        _ => [None; ROUTES_PER_GSI],
+    }
+}
+
+/// A `KVM_SET_GSI_ROUTING` table: `(gsi, route)` sorted by GSI.
+#[derive(Debug, Default)]
+pub struct Routing {
+    entries: Vec<(u32, Route)>,
+}
+
+impl Routing {
+    /// Checks user space's entries as Linux KVM does and builds the table. `EINVAL` for a GSI
+    /// at or above [`MAX_ROUTES`] (checked over all entries first), flags other than
+    /// `KVM_MSI_VALID_DEVID` on an MSI (the device id is not used on x86) or any on another
+    /// type, a second route of a GSI to the same irqchip, an MSI sharing its GSI with
+    /// anything, a PIC pin above 7 or an IOAPIC pin above 23, an unknown irqchip, or a type
+    /// other than irqchip and MSI; `ENOMEM` when the table cannot be allocated.
+    pub fn from_user(entries: &[KvmIrqRoutingEntry]) -> KResult<Routing> {
+        if entries.iter().any(|e| e.gsi >= MAX_ROUTES) {
+            return Err(Errno::EINVAL);
+        }
+        let mut v: Vec<(u32, Route)> = Vec::new();
+        v.try_reserve_exact(entries.len())
+            .map_err(|_| Errno::ENOMEM)?;
+        for e in entries {
+            let route = match e.r#type {
+                KVM_IRQ_ROUTING_IRQCHIP if e.flags == 0 => {
+                    let c: KvmIrqRoutingIrqchip = e.u.read_or_zeroed();
+                    let pin = u8::try_from(c.pin).map_err(|_| Errno::EINVAL)?;
+                    match c.irqchip {
+                        KVM_IRQCHIP_PIC_MASTER if pin < 8 => Route::Pic(pin),
+                        KVM_IRQCHIP_PIC_SLAVE if pin < 8 => Route::Pic(pin + 8),
+                        KVM_IRQCHIP_IOAPIC if u32::from(pin) < NR_GSIS => Route::Ioapic(pin),
+                        _ => return Err(Errno::EINVAL),
+                    }
+                }
+                KVM_IRQ_ROUTING_MSI if e.flags & !KVM_MSI_VALID_DEVID == 0 => {
+                    let m: KvmIrqRoutingMsi = e.u.read_or_zeroed();
+                    Route::Msi {
+                        address_lo: m.address_lo,
+                        data: m.data,
+                    }
+                }
+                _ => return Err(Errno::EINVAL),
+            };
+            let clash = v
+                .iter()
+                .filter(|(g, _)| *g == e.gsi)
+                .any(|(_, old)| match (old, route) {
+                    (Route::Pic(a), Route::Pic(b)) => (*a < 8) == (b < 8),
+                    (Route::Ioapic(_), Route::Ioapic(_)) => true,
+                    (Route::Msi { .. }, _) | (_, Route::Msi { .. }) => true,
+                    _ => false,
+                });
+            if clash {
+                return Err(Errno::EINVAL);
+            }
+            // Cannot fail: the capacity was reserved for every entry.
+            v.push((e.gsi, route));
+        }
+        v.sort_by_key(|(g, _)| *g);
+        Ok(Routing { entries: v })
+    }
+
+    /// The routes of `gsi`.
+    pub fn routes(&self, gsi: u32) -> GsiRoutes {
+        let mut out = [None; ROUTES_PER_GSI];
+        let first = self.entries.partition_point(|(g, _)| *g < gsi);
+        let mine = self
+            .entries
+            .iter()
+            .skip(first)
+            .take_while(|(g, _)| *g == gsi);
+        for (slot, (_, r)) in out.iter_mut().zip(mine) {
+            *slot = Some(*r);
+        }
+        out
+    }
+}
+
+/// The message an MSI's address and data send. Bits 19:12 of the address are the
+/// destination, bit 2 selects logical mode and bit 3 (redirection hint) lowest-priority
+/// delivery; the data's bits 7:0 are the vector, 10:8 the delivery mode, 15 the trigger mode.
+pub fn msi_message(address_lo: u32, data: u32) -> Message {
+    let mut mode = DeliveryMode::from_bits(u64::from(data >> 8));
+    if address_lo & (1 << 3) != 0 && mode == DeliveryMode::Fixed {
+        mode = DeliveryMode::LowestPriority;
+    }
+    Message {
+        // CAST: the low byte.
+        vector: data as u8,
+        mode,
+        logical: address_lo & (1 << 2) != 0,
+        // CAST: bits 19:12.
+        dest: (address_lo >> 12) as u8,
+        level: data & (1 << 15) != 0,
+    }
+}
 
 /// The VM-wide chips: the PIC pair and the IOAPIC.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -51,16 +189,27 @@ impl Chips {
     /// Drives `gsi` to `level` through the default routing; returns the
     /// `KVM_IRQ_LINE_STATUS` status.
     pub fn set_gsi(&mut self, gsi: u32, level: bool, sink: &mut dyn Sink) -> i32 {
-        if gsi >= NR_GSIS {
-            return -1;
+        self.set_routes(&default_routes(gsi), level, sink)
+    }
+
+    /// Drives a GSI with `routes` to `level`; returns the `KVM_IRQ_LINE_STATUS` status
+    /// ([`combine`]; -1 without a route). An MSI route sends its message when the line is
+    /// raised (a lowered MSI line does nothing, -1), counting the APICs that took it.
+    pub fn set_routes(&mut self, routes: &GsiRoutes, level: bool, sink: &mut dyn Sink) -> i32 {
+        let mut results = [-1i32; ROUTES_PER_GSI];
+        for (r, route) in results.iter_mut().zip(routes.iter()) {
+            *r = match route {
+                None => -1,
+                Some(Route::Ioapic(pin)) => self.ioapic.set_line(u32::from(*pin), level, sink),
+                Some(Route::Pic(n)) => self.pic.set_irq(u32::from(*n), level),
+                Some(Route::Msi { address_lo, data }) if level => {
+                    let n = sink.deliver(&msi_message(*address_lo, *data));
+                    i32::try_from(n).unwrap_or(i32::MAX)
+                }
+                Some(Route::Msi { .. }) => -1,
+            };
         }
-        let io = self.ioapic.set_line(gsi, level, sink);
-        if gsi < 16 {
-            let p = self.pic.set_irq(gsi, level);
-            combine(&[io, p])
-        } else {
-            combine(&[io])
-        }
+        combine(&results)
     }
 }
 
@@ -192,6 +341,159 @@ mod tests {
             dest,
             level: false,
         }
+    }
+
+    /// An irqchip routing entry.
+    fn chip_entry(gsi: u32, irqchip: u32, pin: u32) -> KvmIrqRoutingEntry {
+        let mut e = KvmIrqRoutingEntry {
+            gsi,
+            r#type: KVM_IRQ_ROUTING_IRQCHIP,
+            ..Default::default()
+        };
+        e.u.write(&KvmIrqRoutingIrqchip { irqchip, pin });
+        e
+    }
+
+    /// An MSI routing entry.
+    fn msi_entry(gsi: u32, address_lo: u32, data: u32) -> KvmIrqRoutingEntry {
+        let mut e = KvmIrqRoutingEntry {
+            gsi,
+            r#type: KVM_IRQ_ROUTING_MSI,
+            ..Default::default()
+        };
+        e.u.write(&KvmIrqRoutingMsi {
+            address_lo,
+            data,
+            ..Default::default()
+        });
+        e
+    }
+
+    #[test]
+    fn routing_table_checks() {
+        use kvmport_core::abi::x86::{
+            KVM_IRQCHIP_IOAPIC as IO, KVM_IRQCHIP_PIC_MASTER as PM, KVM_IRQCHIP_PIC_SLAVE as PS,
+        };
+        let ok = |e: &[KvmIrqRoutingEntry]| Routing::from_user(e).map(|_| ());
+        assert_eq!(ok(&[]), Ok(()));
+        // One route per irqchip for a GSI: PIC master, PIC slave and IOAPIC together are fine.
+        assert_eq!(
+            ok(&[
+                chip_entry(9, PM, 1),
+                chip_entry(9, PS, 1),
+                chip_entry(9, IO, 9)
+            ]),
+            Ok(())
+        );
+        for bad in [
+            alloc::vec![chip_entry(MAX_ROUTES, IO, 0)],
+            alloc::vec![chip_entry(0, PM, 8)],
+            alloc::vec![chip_entry(0, PS, 8)],
+            alloc::vec![chip_entry(0, IO, 24)],
+            alloc::vec![chip_entry(0, IO, u32::MAX)],
+            alloc::vec![chip_entry(0, 3, 0)],
+            alloc::vec![chip_entry(4, IO, 4), chip_entry(4, IO, 5)],
+            alloc::vec![chip_entry(4, PM, 4), chip_entry(4, PM, 5)],
+            alloc::vec![msi_entry(4, 0xfee0_0000, 0x30), chip_entry(4, IO, 4)],
+            alloc::vec![chip_entry(4, IO, 4), msi_entry(4, 0xfee0_0000, 0x30)],
+            alloc::vec![
+                msi_entry(4, 0xfee0_0000, 0x30),
+                msi_entry(4, 0xfee0_0000, 0x31),
+            ],
+        ] {
+            assert_eq!(ok(&bad), Err(Errno::EINVAL), "{bad:?}");
+        }
+        // Flags: only KVM_MSI_VALID_DEVID, only on an MSI.
+        let mut e = msi_entry(1, 0xfee0_0000, 0x30);
+        e.flags = KVM_MSI_VALID_DEVID;
+        assert_eq!(ok(&[e]), Ok(()));
+        e.flags = 2;
+        assert_eq!(ok(&[e]), Err(Errno::EINVAL));
+        let mut e = chip_entry(1, IO, 1);
+        e.flags = KVM_MSI_VALID_DEVID;
+        assert_eq!(ok(&[e]), Err(Errno::EINVAL));
+        // Types other than irqchip and MSI.
+        for t in [0, 3, 4, 5, 6, u32::MAX] {
+            let mut e = chip_entry(1, IO, 1);
+            e.r#type = t;
+            assert_eq!(ok(&[e]), Err(Errno::EINVAL), "type {t}");
+        }
+        // A GSI out of range is refused even when an earlier entry is bad for another reason.
+        assert_eq!(
+            ok(&[chip_entry(0, 3, 0), chip_entry(u32::MAX, IO, 0)]),
+            Err(Errno::EINVAL)
+        );
+    }
+
+    #[test]
+    fn routes_lookup_and_delivery() {
+        use kvmport_core::abi::x86::{KVM_IRQCHIP_IOAPIC as IO, KVM_IRQCHIP_PIC_SLAVE as PS};
+        let t = Routing::from_user(&[
+            chip_entry(40, IO, 7),
+            msi_entry(30, 0xfee0_1000, 0x4041),
+            chip_entry(2, PS, 3),
+            chip_entry(40, PS, 0),
+        ])
+        .unwrap();
+        assert_eq!(
+            t.routes(40),
+            [Some(Route::Ioapic(7)), Some(Route::Pic(8)), None]
+        );
+        assert_eq!(t.routes(2), [Some(Route::Pic(11)), None, None]);
+        assert_eq!(t.routes(0), [None; ROUTES_PER_GSI]);
+        assert_eq!(t.routes(u32::MAX), [None; ROUTES_PER_GSI]);
+        let mut c = Chips::default();
+        let mut a = apics(2);
+        // Pin 7 is masked (-1), the slave's input 0 is not (1); IRR bit 7, not 40.
+        assert_eq!(
+            c.set_routes(&t.routes(40), true, &mut Bus { set: &mut a }),
+            1
+        );
+        assert_eq!(c.ioapic.s.irr, 1 << 7);
+        assert_eq!(c.pic.slave.s.irr, 1);
+        // No route: -1 and nothing changes.
+        assert_eq!(
+            c.set_routes(&t.routes(5), true, &mut Bus { set: &mut a }),
+            -1
+        );
+        assert_eq!(c.ioapic.s.irr, 1 << 7);
+        // The MSI (physical destination 1, vector 0x41, level-triggered) on the raised edge
+        // only.
+        assert_eq!(
+            c.set_routes(&t.routes(30), true, &mut Bus { set: &mut a }),
+            1
+        );
+        assert_eq!(a.l[1].pending_vector(), Some(0x41));
+        assert_eq!(a.l[0].pending_vector(), None);
+        assert_eq!(
+            c.set_routes(&t.routes(30), false, &mut Bus { set: &mut a }),
+            -1
+        );
+    }
+
+    #[test]
+    fn msi_messages() {
+        let m = msi_message(0xfee0_3000, 0x0031);
+        assert_eq!(m, msg(0x31, DeliveryMode::Fixed, false, 3));
+        // Logical destination, NMI delivery, level trigger.
+        let m = msi_message(0xfee0_a004, 0x8400);
+        assert_eq!(
+            m,
+            Message {
+                vector: 0,
+                mode: DeliveryMode::Nmi,
+                logical: true,
+                dest: 0x0a,
+                level: true
+            }
+        );
+        // The redirection hint turns fixed delivery into lowest priority.
+        assert_eq!(
+            msi_message(0xfee0_f00c, 0x22).mode,
+            DeliveryMode::LowestPriority
+        );
+        // Any bits at all decode without panicking.
+        let _ = msi_message(u32::MAX, u32::MAX);
     }
 
     #[test]

@@ -20,8 +20,9 @@ use kvmport_core::kalloc::{KArc, vec_push};
 use kvmport_core::os::{Lock, WaitQueue};
 use kvmport_core::{Errno, KResult, Os};
 
+use super::lapic::Shorthand;
 use super::lapic::{Ipi, Lapic, MpState, Write};
-use super::{ApicSet, Bus, Chips, deliver};
+use super::{ApicSet, Bus, Chips, Routing, default_routes, deliver, msi_message};
 
 /// One vCPU's local APIC and how to wake the vCPU.
 pub struct ApicSlot<O: Os> {
@@ -84,6 +85,9 @@ pub struct VmChip<O: Os> {
     apics: O::Mutex<Vec<KArc<ApicSlot<O>>>>,
     chips: O::Mutex<Chips>,
     pic_int: AtomicBool,
+    /// `KVM_SET_GSI_ROUTING`'s table; `None` for the default routing. Never held together
+    /// with the other locks.
+    routing: O::Mutex<Option<Routing>>,
 }
 
 /// What [`VmChip::prepare_entry`] decided.
@@ -112,6 +116,7 @@ impl<O: Os> VmChip<O> {
             apics: Lock::new(Vec::new())?,
             chips: Lock::new(Chips::default())?,
             pic_int: AtomicBool::new(false),
+            routing: Lock::new(None)?,
         })
     }
 
@@ -150,15 +155,42 @@ impl<O: Os> VmChip<O> {
         self.pic_int.load(Ordering::SeqCst)
     }
 
-    /// `KVM_IRQ_LINE`: drives `gsi` through the default routing; the status of
-    /// `KVM_IRQ_LINE_STATUS`.
+    /// `KVM_IRQ_LINE`: drives `gsi` through the routing table (the default one until
+    /// `KVM_SET_GSI_ROUTING`); the status of `KVM_IRQ_LINE_STATUS`.
     pub fn set_gsi(&self, os: &O, gsi: u32, level: bool) -> i32 {
+        let routes = match &*self.routing.lock() {
+            None => default_routes(gsi),
+            Some(t) => t.routes(gsi),
+        };
         let slots = self.apics.lock();
         let mut chips = self.chips.lock();
         let mut set = SlotSet { os, slots: &slots };
-        let r = chips.set_gsi(gsi, level, &mut Bus { set: &mut set });
+        let r = chips.set_routes(&routes, level, &mut Bus { set: &mut set });
         self.pic_changed(os, &chips, &slots);
         r
+    }
+
+    /// `KVM_SET_GSI_ROUTING`: `table` replaces the routing.
+    pub fn set_routing(&self, table: Routing) {
+        let old = self.routing.lock().replace(table);
+        // The old table is freed outside the lock.
+        drop(old);
+    }
+
+    /// `KVM_SIGNAL_MSI`: sends the message of an MSI with `address_lo` and `data`; how many
+    /// APICs took it, `None` when the VM has no APIC at all.
+    pub fn signal_msi(&self, os: &O, address_lo: u32, data: u32) -> Option<u32> {
+        let slots = self.apics.lock();
+        if slots.is_empty() {
+            return None;
+        }
+        let mut set = SlotSet { os, slots: &slots };
+        Some(deliver(
+            &mut set,
+            &msi_message(address_lo, data),
+            Shorthand::None,
+            None,
+        ))
     }
 
     /// `KVM_GET_IRQCHIP` of chip `id` (`EINVAL` for an unknown id).

@@ -2,8 +2,12 @@
 //! halt/INIT/SIPI states, interrupt injection before each entry, and the PIC, IOAPIC and
 //! local APIC accesses handled in the kernel instead of exiting to user space.
 
+use alloc::vec::Vec;
+use kvmport_core::abi::{KVM_MSI_VALID_DEVID, KvmIrqRouting, KvmIrqRoutingEntry, KvmMsi};
 use kvmport_core::arch::{Completion, Exit, RunCtx};
 use kvmport_core::memslot::Gpa;
+use kvmport_core::os::UserAddr;
+use kvmport_core::user;
 use kvmport_core::vm::VmInfo;
 use kvmport_core::{Errno, KArc, KResult, Os};
 
@@ -12,6 +16,7 @@ use crate::hw::Hw;
 use crate::irqchip::lapic::{self, MpState};
 use crate::irqchip::pic::PicPair;
 use crate::irqchip::vmchip::{ApicSlot, Entry, VmChip};
+use crate::irqchip::{MAX_ROUTES, Routing};
 use crate::state::{SregsCommon, VcpuState};
 use kvmport_core::os::{Lock, WaitQueue};
 
@@ -43,6 +48,50 @@ pub(super) fn create_irqchip<O: Os>(vm: &SvmVm<O>, info: &VmInfo) -> KResult<()>
     }
     irq.chip = Some(VmChip::new()?);
     Ok(())
+}
+
+/// `KVM_SET_GSI_ROUTING` at user address `arg`: a `kvm_irq_routing` header and `nr` entries.
+/// Linux's order: `EFAULT` for the header, `EINVAL` without an in-kernel irqchip, for more
+/// than [`MAX_ROUTES`] entries or for flags, `EFAULT` for the entries, then the checks of
+/// [`Routing::from_user`].
+pub(super) fn set_gsi_routing<O: Os>(os: &O, vm: &SvmVm<O>, arg: u64) -> KResult<i64> {
+    let head: KvmIrqRouting = user::read(os, UserAddr(arg))?;
+    let chip = vm_chip(vm).ok_or(Errno::EINVAL)?;
+    if head.flags != 0 || head.nr > MAX_ROUTES {
+        return Err(Errno::EINVAL);
+    }
+    let mut entries = Vec::new();
+    // CAST: nr <= MAX_ROUTES.
+    entries
+        .try_reserve_exact(head.nr as usize)
+        .map_err(|_| Errno::ENOMEM)?;
+    let size = core::mem::size_of::<KvmIrqRoutingEntry>() as u64;
+    let first = arg.checked_add(core::mem::size_of::<KvmIrqRouting>() as u64);
+    for i in 0..u64::from(head.nr) {
+        let at = first
+            .and_then(|f| f.checked_add(i * size))
+            .ok_or(Errno::EFAULT)?;
+        let e: KvmIrqRoutingEntry = user::read(os, UserAddr(at))?;
+        // Cannot fail: the capacity was reserved for every entry.
+        entries.push(e);
+    }
+    chip.set_routing(Routing::from_user(&entries)?);
+    Ok(0)
+}
+
+/// `KVM_SIGNAL_MSI` at user address `arg`: `EFAULT` first, then `EINVAL` without an
+/// in-kernel irqchip or with flags other than `KVM_MSI_VALID_DEVID`. Returns how many APICs
+/// took the message (0 when none did). With no APIC at all, Linux's delivery result is -1,
+/// which its ioctl returns as is: user space sees `EPERM` (measured).
+pub(super) fn signal_msi<O: Os>(os: &O, vm: &SvmVm<O>, arg: u64) -> KResult<i64> {
+    let m: KvmMsi = user::read(os, UserAddr(arg))?;
+    let chip = vm_chip(vm).ok_or(Errno::EINVAL)?;
+    if m.flags & !KVM_MSI_VALID_DEVID != 0 {
+        return Err(Errno::EINVAL);
+    }
+    chip.signal_msi(os, m.address_lo, m.data)
+        .map(i64::from)
+        .ok_or(Errno::EPERM)
 }
 
 /// The VM's irqchip, if created.

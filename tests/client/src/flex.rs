@@ -10,6 +10,7 @@ use crate::fd::Fd;
 use crate::mem::GuardedBuf;
 use core::marker::PhantomData;
 use kvmport_core::abi::x86::{KvmCpuid2, KvmCpuidEntry2, KvmMsrEntry, KvmMsrList, KvmMsrs};
+use kvmport_core::abi::{KvmIrqRouting, KvmIrqRoutingEntry};
 use std::io;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
@@ -39,6 +40,15 @@ impl FlexHeader for KvmMsrs {
     }
 }
 
+impl FlexHeader for KvmIrqRouting {
+    fn count(&self) -> u32 {
+        self.nr
+    }
+    fn set_count(&mut self, n: u32) {
+        self.nr = n;
+    }
+}
+
 impl FlexHeader for KvmMsrList {
     fn count(&self) -> u32 {
         self.nmsrs
@@ -61,6 +71,8 @@ pub type CpuidBuf = FlexBuf<KvmCpuid2, KvmCpuidEntry2>;
 pub type MsrsBuf = FlexBuf<KvmMsrs, KvmMsrEntry>;
 /// `struct kvm_msr_list` with indices (`KVM_GET_MSR_INDEX_LIST`, ...).
 pub type MsrListBuf = FlexBuf<KvmMsrList, u32>;
+/// `struct kvm_irq_routing` with entries (`KVM_SET_GSI_ROUTING`).
+pub type IrqRoutingBuf = FlexBuf<KvmIrqRouting, KvmIrqRoutingEntry>;
 
 impl<H: FlexHeader, E: FromBytes + IntoBytes + Immutable> FlexBuf<H, E> {
     /// A zeroed buffer with room for `cap` entries; the count is 0.

@@ -33,7 +33,7 @@ pub mod sys;
 
 pub use errno::Errno;
 pub use fd::{BadPtr, Fd};
-pub use flex::{CpuidBuf, FlexBuf, FlexHeader, MsrListBuf, MsrsBuf};
+pub use flex::{CpuidBuf, FlexBuf, FlexHeader, IrqRoutingBuf, MsrListBuf, MsrsBuf};
 pub use kvm::{Kvm, Vcpu, Vm};
 pub use mem::{GuardedBuf, GuestMem, page_size};
 pub use run::RunMap;

@@ -2,22 +2,28 @@
 //! `KVM_GET/SET_IRQCHIP` round trips, `KVM_IRQ_LINE_STATUS` results and the default GSI
 //! routing, the local APIC's `KVM_GET/SET_LAPIC`, MP states with an in-kernel APIC, the errnos
 //! of bad chip ids, and guests that program the PIC, or the IOAPIC and local APIC, and take
-//! an interrupt raised with `KVM_IRQ_LINE` (or by the APIC timer while halted).
+//! an interrupt raised with `KVM_IRQ_LINE` (or by the APIC timer while halted). Then
+//! `KVM_SET_GSI_ROUTING` (its checks, and `KVM_IRQ_LINE` following the table) and MSIs,
+//! signalled with `KVM_SIGNAL_MSI` or through an MSI route.
 
 use crate::check_eq;
 use crate::guest::{CODE_N, Code, Guest, IDT, Mode, SEL_CODE32, run_guarded};
 use crate::harness::{Case, CaseResult, Ctx, OrFail, need, want_err, want_ret};
-use kvmport_client::{Errno, Vm};
+use kvmport_client::{Errno, IrqRoutingBuf, Vm};
 use kvmport_core::abi::cap::Cap;
 use kvmport_core::abi::ioctl::{
-    KVM_GET_IRQCHIP, KVM_GET_LAPIC, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SET_IRQCHIP,
-    KVM_SET_LAPIC,
+    KVM_GET_IRQCHIP, KVM_GET_LAPIC, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SET_GSI_ROUTING,
+    KVM_SET_IRQCHIP, KVM_SET_LAPIC, KVM_SIGNAL_MSI,
 };
 use kvmport_core::abi::x86::{
     KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KvmIoapicState,
     KvmLapicState, KvmPicState,
 };
-use kvmport_core::abi::{KVM_EXIT_IO, KVM_EXIT_IO_OUT, KvmIrqLevel, KvmIrqchip, KvmIrqchipChip};
+use kvmport_core::abi::{
+    KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
+    KVM_MSI_VALID_DEVID, KvmIrqLevel, KvmIrqRouting, KvmIrqRoutingEntry, KvmIrqRoutingIrqchip,
+    KvmIrqRoutingMsi, KvmIrqchip, KvmIrqchipChip, KvmMsi,
+};
 
 /// The cases of this module.
 pub static CASES: &[Case] = crate::cases![
@@ -37,6 +43,12 @@ pub static CASES: &[Case] = crate::cases![
     guest "irqchip.lapic_timer_ends_hlt" => timer_guest,
     guest "irqchip.tsc_deadline_timer_ends_hlt" => tsc_deadline_guest,
     guest "irqchip.init_sipi_starts_ap" => init_sipi_guest,
+    "irqchip.gsi_routing.needs_irqchip_einval" => routing_needs_chip,
+    "irqchip.gsi_routing.bad_tables_einval" => routing_bad,
+    "irqchip.gsi_routing.irq_line_follows_table" => routing_line,
+    "irqchip.signal_msi.errors_and_counts" => msi_errors,
+    guest "irqchip.signal_msi_delivered_prot32" => msi_guest,
+    guest "irqchip.gsi_routing_msi_delivered_prot32" => routed_msi_guest,
 ];
 
 /// A VM with an in-kernel irqchip (the case is skipped without `KVM_CAP_IRQCHIP`).
@@ -639,6 +651,283 @@ fn init_sipi_guest(ctx: &Ctx) -> CaseResult {
         (s.cs.selector, s.cs.base),
         ((CODE_N >> 4) as u16, CODE_N),
         "AP CS from the start-up vector"
+    );
+    Ok(())
+}
+
+/// An irqchip route: `gsi` to input `pin` of chip `irqchip`.
+fn chip_route(gsi: u32, irqchip: u32, pin: u32) -> KvmIrqRoutingEntry {
+    let mut e = KvmIrqRoutingEntry {
+        gsi,
+        r#type: KVM_IRQ_ROUTING_IRQCHIP,
+        ..Default::default()
+    };
+    e.u.write(&KvmIrqRoutingIrqchip { irqchip, pin });
+    e
+}
+
+/// An MSI route: `gsi` sends the message `address_lo`/`data`.
+fn msi_route(gsi: u32, address_lo: u32, data: u32) -> KvmIrqRoutingEntry {
+    let mut e = KvmIrqRoutingEntry {
+        gsi,
+        r#type: KVM_IRQ_ROUTING_MSI,
+        ..Default::default()
+    };
+    e.u.write(&KvmIrqRoutingMsi {
+        address_lo,
+        data,
+        ..Default::default()
+    });
+    e
+}
+
+/// `KVM_SET_GSI_ROUTING` with `entries` (the errno, or a setup failure as `String`).
+fn set_routing(vm: &Vm, entries: &[KvmIrqRoutingEntry]) -> Result<Result<i64, Errno>, String> {
+    let mut b = IrqRoutingBuf::from_entries(entries).ctx("routing buffer")?;
+    Ok(b.ioctl(vm.fd(), KVM_SET_GSI_ROUTING))
+}
+
+/// `KVM_SIGNAL_MSI` of `address_lo`/`data` to physical destination bits as given.
+fn signal_msi(vm: &Vm, address_lo: u32, data: u32) -> Result<i64, Errno> {
+    vm.fd().ioctl_write(
+        KVM_SIGNAL_MSI,
+        &KvmMsi {
+            address_lo,
+            data,
+            ..Default::default()
+        },
+    )
+}
+
+fn routing_needs_chip(ctx: &Ctx) -> CaseResult {
+    let (kvm, vm) = ctx.vm()?;
+    need(&kvm, Cap::IrqRouting)?;
+    want_err(
+        set_routing(&vm, &[])?,
+        Errno::EINVAL,
+        "SET_GSI_ROUTING without irqchip",
+    )?;
+    // The header is read first.
+    want_err(
+        vm.fd()
+            .ioctl_bad_ptr(KVM_SET_GSI_ROUTING, kvmport_client::BadPtr::Null),
+        Errno::EFAULT,
+        "SET_GSI_ROUTING(NULL) without irqchip",
+    )?;
+    need(&kvm, Cap::SignalMsi)?;
+    want_err(
+        signal_msi(&vm, 0xfee0_0000, 0x30),
+        Errno::EINVAL,
+        "SIGNAL_MSI without irqchip",
+    )?;
+    want_err(
+        vm.fd()
+            .ioctl_bad_ptr(KVM_SIGNAL_MSI, kvmport_client::BadPtr::Null),
+        Errno::EFAULT,
+        "SIGNAL_MSI(NULL) without irqchip: the argument is read first",
+    )
+}
+
+fn routing_bad(ctx: &Ctx) -> CaseResult {
+    let vm = chip_vm(ctx)?;
+    need(&ctx.kvm()?, Cap::IrqRouting)?;
+    let (pm, ps, io) = (
+        KVM_IRQCHIP_PIC_MASTER,
+        KVM_IRQCHIP_PIC_SLAVE,
+        KVM_IRQCHIP_IOAPIC,
+    );
+    want_ret(set_routing(&vm, &[])?, 0, "empty table")?;
+    want_ret(
+        set_routing(
+            &vm,
+            &[
+                chip_route(9, pm, 1),
+                chip_route(9, ps, 1),
+                chip_route(9, io, 9),
+                msi_route(4095, 0xfee0_0000, 0x30),
+            ],
+        )?,
+        0,
+        "a GSI on all three chips, and an MSI on GSI 4095",
+    )?;
+    for (what, table) in [
+        ("GSI 4096", vec![chip_route(4096, io, 0)]),
+        ("PIC master pin 8", vec![chip_route(0, pm, 8)]),
+        ("PIC slave pin 8", vec![chip_route(0, ps, 8)]),
+        ("IOAPIC pin 24", vec![chip_route(0, io, 24)]),
+        ("irqchip 3", vec![chip_route(0, 3, 0)]),
+        (
+            "a GSI twice on the IOAPIC",
+            vec![chip_route(4, io, 4), chip_route(4, io, 5)],
+        ),
+        (
+            "an MSI and an irqchip route on one GSI",
+            vec![chip_route(4, io, 4), msi_route(4, 0xfee0_0000, 0x30)],
+        ),
+    ] {
+        want_err(set_routing(&vm, &table)?, Errno::EINVAL, what)?;
+    }
+    let mut e = chip_route(1, io, 1);
+    e.flags = 1;
+    want_err(
+        set_routing(&vm, &[e])?,
+        Errno::EINVAL,
+        "flags on an irqchip route",
+    )?;
+    let mut e = msi_route(1, 0xfee0_0000, 0x30);
+    e.flags = KVM_MSI_VALID_DEVID;
+    want_ret(
+        set_routing(&vm, &[e])?,
+        0,
+        "KVM_MSI_VALID_DEVID on an MSI route",
+    )?;
+    e.flags = 2;
+    want_err(set_routing(&vm, &[e])?, Errno::EINVAL, "other MSI flags")?;
+    let mut e = chip_route(1, io, 1);
+    e.r#type = 3; // s390 adapter
+    want_err(
+        set_routing(&vm, &[e])?,
+        Errno::EINVAL,
+        "an s390 adapter route",
+    )?;
+    // The header: flags, and more entries than KVM_MAX_IRQ_ROUTES (never read).
+    let mut b = IrqRoutingBuf::from_entries(&[chip_route(1, io, 1)]).ctx("buffer")?;
+    b.set_header(&KvmIrqRouting { nr: 1, flags: 1 });
+    want_err(
+        b.ioctl(vm.fd(), KVM_SET_GSI_ROUTING),
+        Errno::EINVAL,
+        "header flags",
+    )?;
+    b.set_header(&KvmIrqRouting { nr: 4097, flags: 0 });
+    want_err(
+        b.ioctl(vm.fd(), KVM_SET_GSI_ROUTING),
+        Errno::EINVAL,
+        "nr 4097",
+    )?;
+    // More entries than the buffer holds: the read runs into the guard page.
+    b.set_header(&KvmIrqRouting { nr: 4096, flags: 0 });
+    want_err(
+        b.ioctl(vm.fd(), KVM_SET_GSI_ROUTING),
+        Errno::EFAULT,
+        "nr 4096 with one entry readable",
+    )
+}
+
+fn routing_line(ctx: &Ctx) -> CaseResult {
+    let vm = chip_vm(ctx)?;
+    need(&ctx.kvm()?, Cap::IrqRouting)?;
+    want_ret(
+        set_routing(
+            &vm,
+            &[
+                chip_route(40, KVM_IRQCHIP_IOAPIC, 7),
+                chip_route(40, KVM_IRQCHIP_PIC_SLAVE, 0),
+            ],
+        )?,
+        0,
+        "SET_GSI_ROUTING",
+    )?;
+    // IOAPIC pin 7 is masked at reset (-1), the PIC's input 8 is not (1).
+    check_eq!(line_status(&vm, 40, 1)?, 1, "GSI 40 raised");
+    let io = get_chip(&vm, KVM_IRQCHIP_IOAPIC)
+        .ctx("GET_IRQCHIP")?
+        .chip
+        .ioapic();
+    check_eq!(io.irr, 1 << 7, "IOAPIC IRR: pin 7, as routed");
+    let pic = get_chip(&vm, KVM_IRQCHIP_PIC_SLAVE)
+        .ctx("GET_IRQCHIP")?
+        .chip
+        .pic();
+    check_eq!(pic.irr, 1, "PIC slave IRR: input 0 (IRQ 8)");
+    // The table replaced the default routing: GSI 3 goes nowhere now.
+    check_eq!(line_status(&vm, 3, 1)?, -1, "GSI 3 without a route");
+    let io = get_chip(&vm, KVM_IRQCHIP_IOAPIC)
+        .ctx("GET_IRQCHIP")?
+        .chip
+        .ioapic();
+    check_eq!(io.irr, 1 << 7, "IOAPIC IRR after GSI 3");
+    Ok(())
+}
+
+fn msi_errors(ctx: &Ctx) -> CaseResult {
+    let vm = chip_vm(ctx)?;
+    need(&ctx.kvm()?, Cap::SignalMsi)?;
+    let mut m = KvmMsi {
+        address_lo: 0xfee0_0000,
+        data: 0x30,
+        flags: 2,
+        ..Default::default()
+    };
+    want_err(
+        vm.fd().ioctl_write(KVM_SIGNAL_MSI, &m),
+        Errno::EINVAL,
+        "flags 2",
+    )?;
+    // No vCPU, so no APIC at all: the delivery result is -1, which the ioctl returns as is
+    // (so user space sees EPERM).
+    m.flags = 0;
+    want_err(
+        vm.fd().ioctl_write(KVM_SIGNAL_MSI, &m),
+        Errno::EPERM,
+        "SIGNAL_MSI with no vCPU",
+    )?;
+    let _vcpu = vm.create_vcpu(0).ctx("CREATE_VCPU")?;
+    // The APIC exists but is software-disabled (SVR bit 8 clear at reset).
+    want_ret(
+        signal_msi(&vm, 0xfee0_0000, 0x30),
+        0,
+        "SIGNAL_MSI to a software-disabled APIC",
+    )?;
+    want_ret(
+        signal_msi(&vm, 0xfee0_5000, 0x30),
+        0,
+        "SIGNAL_MSI to APIC id 5 (none)",
+    )
+}
+
+fn msi_guest(ctx: &Ctx) -> CaseResult {
+    need(&ctx.kvm()?, Cap::SignalMsi)?;
+    let code = mov_mem32(Code::new(), 0xfee0_00f0, 0x1ff) // APIC software enable
+        .op_b(&[0xE6], 0x10) // out 0x10, al (ready)
+        .op(&[0xFB]) // sti
+        .op(&[0xF4]); // hlt
+    let g = guest32(ctx, &code, 0x42)?;
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
+    // Physical destination 0, fixed, vector 0x42, edge.
+    want_ret(
+        signal_msi(&g.vm, 0xfee0_0000, 0x42),
+        1,
+        "SIGNAL_MSI to APIC 0",
+    )?;
+    let io = g.run_io(KVM_EXIT_IO_OUT, 1, 0x11, 1)?;
+    check_eq!(
+        g.run.pio_data(&io),
+        vec![0x42],
+        "vector the handler reports"
+    );
+    Ok(())
+}
+
+fn routed_msi_guest(ctx: &Ctx) -> CaseResult {
+    need(&ctx.kvm()?, Cap::IrqRouting)?;
+    let code = mov_mem32(Code::new(), 0xfee0_00f0, 0x1ff) // APIC software enable
+        .op_b(&[0xE6], 0x10) // out 0x10, al (ready)
+        .op(&[0xFB]) // sti
+        .op(&[0xF4]); // hlt
+    let g = guest32(ctx, &code, 0x43)?;
+    want_ret(
+        set_routing(&g.vm, &[msi_route(33, 0xfee0_0000, 0x43)])?,
+        0,
+        "SET_GSI_ROUTING",
+    )?;
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
+    check_eq!(line_status(&g.vm, 33, 1)?, 1, "GSI 33 (an MSI) raised");
+    check_eq!(line_status(&g.vm, 33, 0)?, -1, "GSI 33 lowered");
+    let io = g.run_io(KVM_EXIT_IO_OUT, 1, 0x11, 1)?;
+    check_eq!(
+        g.run.pio_data(&io),
+        vec![0x43],
+        "vector the handler reports"
     );
     Ok(())
 }
