@@ -10,7 +10,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kvmport_core::abi::cap::Cap;
 use kvmport_core::abi::ioctl::{
-    KVM_CREATE_IRQCHIP, KVM_GET_LAPIC, KVM_SET_GSI_ROUTING, KVM_SET_LAPIC, KVM_SIGNAL_MSI,
+    KVM_CREATE_IRQCHIP, KVM_CREATE_PIT, KVM_CREATE_PIT2, KVM_GET_LAPIC, KVM_GET_PIT, KVM_GET_PIT2,
+    KVM_REINJECT_CONTROL, KVM_SET_GSI_ROUTING, KVM_SET_LAPIC, KVM_SET_PIT, KVM_SET_PIT2,
+    KVM_SIGNAL_MSI,
 };
 use kvmport_core::abi::ioctl::{
     KVM_GET_CLOCK, KVM_GET_CPUID2, KVM_GET_DEBUGREGS, KVM_GET_EMULATED_CPUID, KVM_GET_IRQCHIP,
@@ -827,7 +829,12 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     fn check_extension(&self, cap: u64, _vm: Option<&SvmVm<O>>) -> Option<i64> {
         let xsave = i64::from(self.host_xsave);
         Some(match Cap::from_raw(cap)? {
-            Cap::Irqchip | Cap::IrqInjectStatus | Cap::SignalMsi => 1,
+            Cap::Irqchip
+            | Cap::IrqInjectStatus
+            | Cap::SignalMsi
+            | Cap::Pit2
+            | Cap::PitState2
+            | Cap::ReinjectControl => 1,
             Cap::IrqRouting => i64::from(crate::irqchip::MAX_ROUTES),
             Cap::Hlt
             | Cap::X86Smm
@@ -905,7 +912,9 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
     /// needed), `KVM_SET_IDENTITY_MAP_ADDR` (likewise ignored; refused once vCPUs exist), the
     /// in-kernel irqchip commands (`KVM_CREATE_IRQCHIP`, `KVM_IRQ_LINE(_STATUS)`,
     /// `KVM_GET/SET_IRQCHIP`; `ENXIO` before `KVM_CREATE_IRQCHIP`), GSI routing and MSIs
-    /// (`KVM_SET_GSI_ROUTING`, `KVM_SIGNAL_MSI`; `EINVAL` without the irqchip), and the VM clock
+    /// (`KVM_SET_GSI_ROUTING`, `KVM_SIGNAL_MSI`; `EINVAL` without the irqchip), the PIT
+    /// (`KVM_CREATE_PIT2`, `KVM_GET/SET_PIT2`, the older `KVM_CREATE_PIT`, `KVM_GET/SET_PIT`,
+    /// and `KVM_REINJECT_CONTROL`), and the VM clock
     /// (`KVM_GET_CLOCK`/`KVM_SET_CLOCK`: the host's monotonic clock plus an offset).
     fn vm_ioctl(
         &self,
@@ -939,6 +948,8 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
                 })
             }
             KVM_SET_GSI_ROUTING => irq::set_gsi_routing(os, vm, arg),
+            KVM_CREATE_PIT2 | KVM_CREATE_PIT | KVM_GET_PIT2 | KVM_SET_PIT2 | KVM_GET_PIT
+            | KVM_SET_PIT | KVM_REINJECT_CONTROL => irq::pit_ioctl(os, vm, cmd, arg),
             KVM_SIGNAL_MSI => irq::signal_msi(os, vm, arg),
             KVM_GET_IRQCHIP => user::read::<_, KvmIrqchip>(os, UserAddr(arg)).and_then(|c| {
                 let chip = vm_chip(vm).ok_or(Errno::ENXIO)?;

@@ -18,6 +18,7 @@
 pub mod ioapic;
 pub mod lapic;
 pub mod pic;
+pub mod pit;
 pub mod vmchip;
 
 use alloc::vec::Vec;
@@ -164,13 +165,15 @@ pub fn msi_message(address_lo: u32, data: u32) -> Message {
     }
 }
 
-/// The VM-wide chips: the PIC pair and the IOAPIC.
+/// The VM-wide chips: the PIC pair, the IOAPIC, and the PIT once `KVM_CREATE_PIT2` made it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Chips {
     /// The 8259A pair.
     pub pic: PicPair,
     /// The I/O APIC.
     pub ioapic: Ioapic,
+    /// The 8254.
+    pub pit: Option<pit::Pit>,
 }
 
 /// Combines the per-chip results of one `KVM_IRQ_LINE_STATUS` into its `status`: the sum of

@@ -22,7 +22,9 @@ use kvmport_core::{Errno, KResult, Os};
 
 use super::lapic::Shorthand;
 use super::lapic::{Ipi, Lapic, MpState, Write};
+use super::pit::Pit;
 use super::{ApicSet, Bus, Chips, Routing, default_routes, deliver, msi_message};
+use kvmport_core::abi::x86::{KVM_PIT_SPEAKER_DUMMY, KvmPitState2};
 
 /// One vCPU's local APIC and how to wake the vCPU.
 pub struct ApicSlot<O: Os> {
@@ -223,9 +225,85 @@ impl<O: Os> VmChip<O> {
         Ok(())
     }
 
-    /// A guest port access the PIC pair owns, one byte per port (`data` is the value written
-    /// for `OUT`, and receives the bytes read for `IN`). `false` if the port is not the PIC's.
+    /// `KVM_CREATE_PIT2` (`KVM_PIT_SPEAKER_DUMMY` in `flags` puts port 0x61 in the kernel;
+    /// other bits are ignored, as on Linux): `EEXIST` if the VM has one.
+    pub fn create_pit(&self, os: &O, flags: u32) -> KResult<()> {
+        let mut chips = self.chips.lock();
+        if chips.pit.is_some() {
+            return Err(Errno::EEXIST);
+        }
+        chips.pit = Some(Pit::new(
+            flags & KVM_PIT_SPEAKER_DUMMY != 0,
+            os.time_monotonic_ns(),
+        ));
+        Ok(())
+    }
+
+    /// `KVM_GET_PIT2`: `None` without a PIT.
+    pub fn get_pit(&self) -> Option<KvmPitState2> {
+        self.chips.lock().pit.as_ref().map(Pit::get_state)
+    }
+
+    /// `KVM_SET_PIT2`: `false` without a PIT.
+    pub fn set_pit(&self, os: &O, s: &KvmPitState2) -> bool {
+        let now = os.time_monotonic_ns();
+        match self.chips.lock().pit.as_mut() {
+            Some(p) => {
+                p.set_state(s, now);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `KVM_REINJECT_CONTROL`: `false` without a PIT.
+    pub fn set_pit_reinject(&self, reinject: bool) -> bool {
+        match self.chips.lock().pit.as_mut() {
+            Some(p) => {
+                p.reinject = reinject;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Delivers the PIT's due tick (an edge on GSI 0 through the routing table) and returns
+    /// when the next one is due, if counter 0 runs. Called by vCPU 0 before each entry and
+    /// while it halts.
+    pub fn poll_pit(&self, os: &O, now_ns: u64) -> Option<u64> {
+        let (ticks, next) = {
+            let mut chips = self.chips.lock();
+            let p = chips.pit.as_mut()?;
+            (p.poll(now_ns), p.next_deadline())
+        };
+        if ticks > 0 {
+            self.set_gsi(os, 0, true);
+            self.set_gsi(os, 0, false);
+        }
+        next
+    }
+
+    /// A guest port access the PIC pair or the PIT owns, one byte per port for the PIC (the
+    /// PIT takes the first byte of a wider access, and reads zero-extend). `data` is the value
+    /// written for `OUT`, and receives the bytes read for `IN`. `false` if the port is
+    /// neither's.
     pub fn pio(&self, os: &O, port: u16, out: bool, data: &mut [u8]) -> bool {
+        if Pit::may_own_port(port) {
+            let now = os.time_monotonic_ns();
+            let mut chips = self.chips.lock();
+            let Some(p) = chips.pit.as_mut().filter(|p| p.owns_port(port)) else {
+                return false;
+            };
+            if out {
+                p.port_write(port, data.first().copied().unwrap_or(0), now);
+            } else {
+                data.fill(0);
+                if let Some(b) = data.first_mut() {
+                    *b = p.port_read(port, now);
+                }
+            }
+            return true;
+        }
         if !super::pic::PicPair::owns_port(port) {
             return false;
         }
@@ -381,6 +459,34 @@ mod tests {
 
     fn enable(slot: &ApicSlot<HostOs>) {
         slot.lapic.lock().write_reg(reg::SVR, 0x1ff, 0);
+    }
+
+    #[test]
+    fn pit_ports_and_ticks_reach_the_pic() {
+        let os = host();
+        let chip = VmChip::<HostOs>::new().unwrap();
+        let _s0 = chip.add_vcpu(0, BASE | (1 << 8)).unwrap();
+        // No PIT yet: its ports are not the kernel's.
+        assert!(!chip.pio(&os, 0x43, true, &mut [0x34]));
+        assert_eq!(chip.poll_pit(&os, 0), None);
+        chip.create_pit(&os, 0).unwrap();
+        assert_eq!(chip.create_pit(&os, 0), Err(Errno::EEXIST));
+        // Without KVM_PIT_SPEAKER_DUMMY port 0x61 stays with user space.
+        assert!(!chip.pio(&os, 0x61, false, &mut [0]));
+        // Counter 0, mode 2, count 1193 (1 ms).
+        let now = os.time_monotonic_ns();
+        assert!(chip.pio(&os, 0x43, true, &mut [0x34]));
+        assert!(chip.pio(&os, 0x40, true, &mut [0xa9]));
+        assert!(chip.pio(&os, 0x40, true, &mut [0x04]));
+        let due = chip.poll_pit(&os, now).unwrap();
+        assert_eq!(chip.get_chip(KVM_IRQCHIP_PIC_MASTER).unwrap().pic().irr, 0);
+        // Its tick is an edge on GSI 0: PIC input 0 (unmasked at reset).
+        assert!(chip.poll_pit(&os, due + 1).is_some());
+        assert_eq!(
+            chip.get_chip(KVM_IRQCHIP_PIC_MASTER).unwrap().pic().irr & 1,
+            1
+        );
+        assert!(chip.pic_int());
     }
 
     #[test]

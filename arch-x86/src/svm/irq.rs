@@ -3,6 +3,13 @@
 //! local APIC accesses handled in the kernel instead of exiting to user space.
 
 use alloc::vec::Vec;
+use kvmport_core::abi::ioctl::{
+    KVM_CREATE_PIT, KVM_CREATE_PIT2, KVM_GET_PIT, KVM_GET_PIT2, KVM_REINJECT_CONTROL, KVM_SET_PIT,
+    KVM_SET_PIT2,
+};
+use kvmport_core::abi::x86::{
+    KVM_PIT_SPEAKER_DUMMY, KvmPitConfig, KvmPitState, KvmPitState2, KvmReinjectControl,
+};
 use kvmport_core::abi::{KVM_MSI_VALID_DEVID, KvmIrqRouting, KvmIrqRoutingEntry, KvmMsi};
 use kvmport_core::arch::{Completion, Exit, RunCtx};
 use kvmport_core::memslot::Gpa;
@@ -15,6 +22,7 @@ use super::{Svm, SvmVm, VcpuIrq};
 use crate::hw::Hw;
 use crate::irqchip::lapic::{self, MpState};
 use crate::irqchip::pic::PicPair;
+use crate::irqchip::pit::Pit;
 use crate::irqchip::vmchip::{ApicSlot, Entry, VmChip};
 use crate::irqchip::{MAX_ROUTES, Routing};
 use crate::state::{SregsCommon, VcpuState};
@@ -94,6 +102,66 @@ pub(super) fn signal_msi<O: Os>(os: &O, vm: &SvmVm<O>, arg: u64) -> KResult<i64>
         .ok_or(Errno::EPERM)
 }
 
+/// The PIT commands, in Linux's order of checks (measured): `KVM_CREATE_PIT2` reads its
+/// argument (`EFAULT`), then `EEXIST` for a second PIT, `ENOENT` without an in-kernel irqchip;
+/// `KVM_CREATE_PIT` (no argument) is `KVM_CREATE_PIT2` with `KVM_PIT_SPEAKER_DUMMY`.
+/// `KVM_GET_PIT2` is `ENXIO` without a PIT before it writes; `KVM_SET_PIT2`, `KVM_GET_PIT`,
+/// `KVM_SET_PIT` and `KVM_REINJECT_CONTROL` read their argument first. `KVM_GET/SET_PIT`
+/// carry the channels without the flags.
+pub(super) fn pit_ioctl<O: Os>(os: &O, vm: &SvmVm<O>, cmd: u32, arg: u64) -> KResult<i64> {
+    let chip = || vm_chip(vm).ok_or(Errno::ENXIO);
+    match cmd {
+        KVM_CREATE_PIT2 | KVM_CREATE_PIT => {
+            let flags = if cmd == KVM_CREATE_PIT {
+                KVM_PIT_SPEAKER_DUMMY
+            } else {
+                user::read::<_, KvmPitConfig>(os, UserAddr(arg))?.flags
+            };
+            let chip = vm_chip(vm).ok_or(Errno::ENOENT)?;
+            chip.create_pit(os, flags)?;
+        }
+        KVM_GET_PIT2 => {
+            let s = chip()?.get_pit().ok_or(Errno::ENXIO)?;
+            user::write(os, UserAddr(arg), &s)?;
+        }
+        KVM_SET_PIT2 => {
+            let s: KvmPitState2 = user::read(os, UserAddr(arg))?;
+            if !chip()?.set_pit(os, &s) {
+                return Err(Errno::ENXIO);
+            }
+        }
+        KVM_GET_PIT => {
+            let _: KvmPitState = user::read(os, UserAddr(arg))?;
+            let s = chip()?.get_pit().ok_or(Errno::ENXIO)?;
+            user::write(
+                os,
+                UserAddr(arg),
+                &KvmPitState {
+                    channels: s.channels,
+                },
+            )?;
+        }
+        KVM_SET_PIT => {
+            let old: KvmPitState = user::read(os, UserAddr(arg))?;
+            let chip = chip()?;
+            let cur = chip.get_pit().ok_or(Errno::ENXIO)?;
+            let s = KvmPitState2 {
+                channels: old.channels,
+                ..cur
+            };
+            chip.set_pit(os, &s);
+        }
+        KVM_REINJECT_CONTROL => {
+            let c: KvmReinjectControl = user::read(os, UserAddr(arg))?;
+            if !chip()?.set_pit_reinject(c.pit_reinject != 0) {
+                return Err(Errno::ENXIO);
+            }
+        }
+        _ => return Err(Errno::ENOTTY),
+    }
+    Ok(0)
+}
+
 /// The VM's irqchip, if created.
 pub(super) fn vm_chip<O: Os>(vm: &SvmVm<O>) -> Option<KArc<VmChip<O>>> {
     vm.irq.lock().chip.as_ref().and_then(|c| c.try_clone().ok())
@@ -146,6 +214,12 @@ impl<H: Hw> Svm<H> {
         }
         loop {
             let now = os.time_monotonic_ns();
+            // vCPU 0 runs the PIT: its due tick goes out before the entry (or wakes a halt).
+            let pit_deadline = if slot.vcpu_id == 0 {
+                chip.poll_pit(os, now)
+            } else {
+                None
+            };
             let (state, init) = {
                 let mut l = slot.lapic.lock();
                 let init = core::mem::take(&mut l.init_pending);
@@ -191,7 +265,11 @@ impl<H: Hw> Svm<H> {
                 }
                 MpState::Uninitialized | MpState::InitReceived => false,
             };
-            let deadline = slot.lapic.lock().next_deadline();
+            let apic_deadline = slot.lapic.lock().next_deadline();
+            let deadline = match (apic_deadline, pit_deadline) {
+                (Some(a), Some(p)) => Some(a.min(p)),
+                (a, p) => a.or(p),
+            };
             let cond = || {
                 if halted {
                     chip.wakeup_pending(&slot, os.time_monotonic_ns())
@@ -277,14 +355,19 @@ impl<H: Hw> Svm<H> {
                 size,
                 out,
                 count: 1,
-            } if PicPair::owns_port(port) && ctx.vcpu().pending_ins.is_none() => {
+            } if (PicPair::owns_port(port) || Pit::may_own_port(port))
+                && ctx.vcpu().pending_ins.is_none() =>
+            {
                 let n = usize::from(size).clamp(1, 4);
                 // CAST: the low half of RAX holds an OUT's data.
                 let mut data = (ctx.vcpu().st.regs.rax as u32).to_le_bytes();
                 let Some(bytes) = data.get_mut(..n) else {
                     return Ok(false);
                 };
-                chip.pio(os, port, out, bytes);
+                if !chip.pio(os, port, out, bytes) {
+                    // A PIT port without a PIT (or 0x61 without its dummy speaker).
+                    return Ok(false);
+                }
                 if !out {
                     if !ctx.pio_write(0, bytes) {
                         return Err(Errno::EFAULT);

@@ -49,6 +49,8 @@ const PLAIN: &[u32] = &[
     KVM_CREATE_PIT2,
     KVM_GET_PIT2,
     KVM_SET_PIT2,
+    KVM_GET_PIT,
+    KVM_SET_PIT,
     KVM_GET_CLOCK,
     KVM_SET_CLOCK,
     KVM_SIGNAL_MSI,

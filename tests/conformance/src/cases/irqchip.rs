@@ -12,12 +12,14 @@ use crate::harness::{Case, CaseResult, Ctx, OrFail, need, want_err, want_ret};
 use kvmport_client::{Errno, IrqRoutingBuf, Vm};
 use kvmport_core::abi::cap::Cap;
 use kvmport_core::abi::ioctl::{
-    KVM_GET_IRQCHIP, KVM_GET_LAPIC, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_SET_GSI_ROUTING,
-    KVM_SET_IRQCHIP, KVM_SET_LAPIC, KVM_SIGNAL_MSI,
+    KVM_CREATE_PIT2, KVM_GET_IRQCHIP, KVM_GET_LAPIC, KVM_GET_PIT, KVM_GET_PIT2, KVM_IRQ_LINE,
+    KVM_IRQ_LINE_STATUS, KVM_SET_GSI_ROUTING, KVM_SET_IRQCHIP, KVM_SET_LAPIC, KVM_SET_PIT2,
+    KVM_SIGNAL_MSI,
 };
 use kvmport_core::abi::x86::{
-    KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KvmIoapicState,
-    KvmLapicState, KvmPicState,
+    KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_PIT_FLAGS_HPET_LEGACY,
+    KVM_PIT_SPEAKER_DUMMY, KvmIoapicState, KvmLapicState, KvmPicState, KvmPitChannelState,
+    KvmPitConfig, KvmPitState, KvmPitState2,
 };
 use kvmport_core::abi::{
     KVM_EXIT_IO, KVM_EXIT_IO_OUT, KVM_IRQ_ROUTING_IRQCHIP, KVM_IRQ_ROUTING_MSI,
@@ -49,6 +51,10 @@ pub static CASES: &[Case] = crate::cases![
     "irqchip.signal_msi.errors_and_counts" => msi_errors,
     guest "irqchip.signal_msi_delivered_prot32" => msi_guest,
     guest "irqchip.gsi_routing_msi_delivered_prot32" => routed_msi_guest,
+    "irqchip.pit.create_errors" => pit_create,
+    "irqchip.pit.reset_state_and_roundtrip" => pit_state,
+    guest "irqchip.pit_counter_read_in_guest" => pit_read_guest,
+    guest "irqchip.pit_irq0_delivered_real_mode" => pit_irq_guest,
 ];
 
 /// A VM with an in-kernel irqchip (the case is skipped without `KVM_CAP_IRQCHIP`).
@@ -928,6 +934,215 @@ fn routed_msi_guest(ctx: &Ctx) -> CaseResult {
         g.run.pio_data(&io),
         vec![0x43],
         "vector the handler reports"
+    );
+    Ok(())
+}
+
+/// `KVM_CREATE_PIT2` with `flags`.
+fn create_pit(vm: &Vm, flags: u32) -> Result<i64, Errno> {
+    vm.fd().ioctl_write(
+        KVM_CREATE_PIT2,
+        &KvmPitConfig {
+            flags,
+            ..Default::default()
+        },
+    )
+}
+
+/// A channel's state without its load time (a host clock reading).
+fn channel(c: &KvmPitChannelState) -> KvmPitChannelState {
+    KvmPitChannelState {
+        count_load_time: 0,
+        ..*c
+    }
+}
+
+fn pit_create(ctx: &Ctx) -> CaseResult {
+    let (kvm, vm) = ctx.vm()?;
+    need(&kvm, Cap::Pit2)?;
+    want_err(
+        vm.fd().ioctl_read::<KvmPitState2>(KVM_GET_PIT2),
+        Errno::ENXIO,
+        "GET_PIT2 without irqchip",
+    )?;
+    want_err(
+        create_pit(&vm, KVM_PIT_SPEAKER_DUMMY),
+        Errno::ENOENT,
+        "CREATE_PIT2 without irqchip",
+    )?;
+    want_err(
+        vm.fd()
+            .ioctl_bad_ptr(KVM_CREATE_PIT2, kvmport_client::BadPtr::Null),
+        Errno::EFAULT,
+        "CREATE_PIT2(NULL): the argument is read first",
+    )?;
+    let vm = chip_vm(ctx)?;
+    want_err(
+        vm.fd().ioctl_read::<KvmPitState2>(KVM_GET_PIT2),
+        Errno::ENXIO,
+        "GET_PIT2 before CREATE_PIT2",
+    )?;
+    want_err(
+        vm.fd().ioctl_write(KVM_SET_PIT2, &KvmPitState2::default()),
+        Errno::ENXIO,
+        "SET_PIT2 before CREATE_PIT2",
+    )?;
+    // Unknown flags are ignored.
+    want_ret(create_pit(&vm, 2), 0, "CREATE_PIT2 with flags 2")?;
+    want_err(
+        create_pit(&vm, KVM_PIT_SPEAKER_DUMMY),
+        Errno::EEXIST,
+        "a second CREATE_PIT2",
+    )
+}
+
+fn pit_state(ctx: &Ctx) -> CaseResult {
+    let vm = chip_vm(ctx)?;
+    need(&ctx.kvm()?, Cap::PitState2)?;
+    want_ret(create_pit(&vm, KVM_PIT_SPEAKER_DUMMY), 0, "CREATE_PIT2")?;
+    let s = vm
+        .fd()
+        .ioctl_read::<KvmPitState2>(KVM_GET_PIT2)
+        .ctx("GET_PIT2")?;
+    for (i, c) in s.channels.iter().enumerate() {
+        let want = KvmPitChannelState {
+            count: 0x1_0000,
+            mode: 0xff,
+            gate: u8::from(i != 2),
+            ..Default::default()
+        };
+        check_eq!(channel(c), want, "channel {i} after CREATE_PIT2");
+    }
+    check_eq!(s.flags, 0, "flags after CREATE_PIT2");
+    // Taken as given (even a mode 9 and a count above 0x10000), as Linux does.
+    let mut n = s;
+    n.channels[0].count = 1000;
+    n.channels[0].mode = 2;
+    n.channels[0].rw_mode = 3;
+    n.channels[0].read_state = 3;
+    n.channels[0].write_state = 3;
+    n.channels[1].count = 0x2_0000;
+    n.channels[2].mode = 9;
+    n.flags = KVM_PIT_FLAGS_HPET_LEGACY;
+    want_ret(vm.fd().ioctl_write(KVM_SET_PIT2, &n), 0, "SET_PIT2")?;
+    let g = vm
+        .fd()
+        .ioctl_read::<KvmPitState2>(KVM_GET_PIT2)
+        .ctx("GET_PIT2")?;
+    for i in 0..3 {
+        check_eq!(
+            channel(&g.channels[i]),
+            channel(&n.channels[i]),
+            "channel {i} after SET_PIT2"
+        );
+    }
+    check_eq!(g.flags, KVM_PIT_FLAGS_HPET_LEGACY, "flags after SET_PIT2");
+    // The old KVM_GET_PIT: the same channels.
+    let mut old = KvmPitState::default();
+    vm.fd().ioctl_rw(KVM_GET_PIT, &mut old).ctx("GET_PIT")?;
+    check_eq!(
+        channel(&old.channels[1]),
+        channel(&n.channels[1]),
+        "GET_PIT channel 1"
+    );
+    Ok(())
+}
+
+fn pit_read_guest(ctx: &Ctx) -> CaseResult {
+    need(&ctx.kvm()?, Cap::Pit2)?;
+    let code = Code::new()
+        .op_b(&[0xB0], 0x34) // mov al, 0x34 (counter 0, LSB then MSB, mode 2)
+        .op_b(&[0xE6], 0x43) // out 0x43, al
+        .op_b(&[0xB0], 0xff) // mov al, 0xff
+        .op_b(&[0xE6], 0x40) // out 0x40, al (LSB)
+        .op_b(&[0xE6], 0x40) // out 0x40, al (MSB): count 0xffff
+        .op_d(&[0xB9], 100_000) // mov ecx, 100000
+        .op(&[0xE2, 0xFE]) // loop $ (let the counter run)
+        .op_b(&[0xB0], 0x00) // mov al, 0 (counter 0 latch)
+        .op_b(&[0xE6], 0x43) // out 0x43, al
+        .op_b(&[0xE4], 0x40) // in al, 0x40 (LSB)
+        .op(&[0x88, 0xC3]) // mov bl, al
+        .op_b(&[0xE4], 0x40) // in al, 0x40 (MSB)
+        .op(&[0x88, 0xC7]) // mov bh, al
+        .op(&[0x66, 0x89, 0xD8]) // mov ax, bx
+        .op_b(&[0x66, 0xE7], 0x12) // out 0x12, ax
+        .op(&[0xF4]); // hlt
+    let g = Guest::with_hook(ctx, Mode::Prot32, &code, 0, |vm| {
+        want_ret(vm.create_irqchip(), 0, "CREATE_IRQCHIP")?;
+        want_ret(create_pit(vm, KVM_PIT_SPEAKER_DUMMY), 0, "CREATE_PIT2")
+    })?;
+    // The PIT's ports are the kernel's: the first exit is the guest's report.
+    let io = g.run_io(KVM_EXIT_IO_OUT, 2, 0x12, 1)?;
+    let d = g.run.pio_data(&io);
+    let v = u16::from_le_bytes([d[0], d[1]]);
+    if v == 0 || v == 0xffff {
+        return Err(format!(
+            "latched count {v:#x}: want it below the 0xffff loaded, above 0"
+        ));
+    }
+    let s =
+        g.vm.fd()
+            .ioctl_read::<KvmPitState2>(KVM_GET_PIT2)
+            .ctx("GET_PIT2")?;
+    check_eq!(
+        (
+            s.channels[0].count,
+            s.channels[0].mode,
+            s.channels[0].rw_mode
+        ),
+        (0xffff, 2, 3),
+        "counter 0 as the guest programmed it"
+    );
+    Ok(())
+}
+
+fn pit_irq_guest(ctx: &Ctx) -> CaseResult {
+    need(&ctx.kvm()?, Cap::Pit2)?;
+    let code = Code::new()
+        .op_b(&[0xB0], 0x11) // mov al, 0x11 (ICW1: edge, cascade, ICW4)
+        .op_b(&[0xE6], 0x20) // out 0x20, al
+        .op_b(&[0xB0], 0x20) // mov al, 0x20 (ICW2: vectors 0x20-0x27)
+        .op_b(&[0xE6], 0x21) // out 0x21, al
+        .op_b(&[0xB0], 0x04) // mov al, 4 (ICW3: slave on IR2)
+        .op_b(&[0xE6], 0x21) // out 0x21, al
+        .op_b(&[0xB0], 0x01) // mov al, 1 (ICW4: 8086 mode)
+        .op_b(&[0xE6], 0x21) // out 0x21, al
+        .op_b(&[0xB0], 0xfe) // mov al, 0xfe (OCW1: only IR0)
+        .op_b(&[0xE6], 0x21) // out 0x21, al
+        .op_b(&[0xB0], 0x34) // mov al, 0x34 (counter 0, LSB then MSB, mode 2)
+        .op_b(&[0xE6], 0x43) // out 0x43, al
+        .op_b(&[0xB0], 0x9c) // mov al, 0x9c
+        .op_b(&[0xE6], 0x40) // out 0x40, al
+        .op_b(&[0xB0], 0x2e) // mov al, 0x2e
+        .op_b(&[0xE6], 0x40) // out 0x40, al: count 11932, 10 ms
+        .op(&[0xFB]) // sti
+        .op(&[0xF4]); // hlt
+    let g = Guest::with_hook(ctx, Mode::Real, &code, 0, |vm| {
+        want_ret(vm.create_irqchip(), 0, "CREATE_IRQCHIP")?;
+        want_ret(create_pit(vm, KVM_PIT_SPEAKER_DUMMY), 0, "CREATE_PIT2")
+    })?;
+    let mut r = g.regs()?;
+    r.rsp = SP;
+    g.vcpu.set_regs(&r).ctx("SET_REGS")?;
+    let mut s = g.sregs()?;
+    s.ss.base = 0;
+    s.ss.selector = 0;
+    g.vcpu.set_sregs(&s).ctx("SET_SREGS")?;
+    // IVT entry 0x20 (IRQ 0) -> HANDLER: mov al, 0x20; out 0x11, al; hlt.
+    let at = HANDLER + 0x20 * 0x10;
+    let h = Code::new()
+        .op_b(&[0xB0], 0x20)
+        .op_b(&[0xE6], 0x11)
+        .op(&[0xF4]);
+    g.mem.write(at, &h.0);
+    let seg = ((at >> 4) as u16).to_le_bytes();
+    g.mem.write(0x20 * 4, &[0, 0, seg[0], seg[1]]);
+    // Everything up to the timer's interrupt stays in the kernel.
+    let io = g.run_io(KVM_EXIT_IO_OUT, 1, 0x11, 1)?;
+    check_eq!(
+        g.run.pio_data(&io),
+        vec![0x20],
+        "IRQ 0's vector the handler reports"
     );
     Ok(())
 }
