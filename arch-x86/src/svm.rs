@@ -1953,11 +1953,8 @@ impl<H: Hw> Svm<H> {
     /// the others are delivered to the guest as software interrupt or `#OF` with RIP past
     /// the instruction, as the instruction itself would.
     fn swint_exit<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Exit>> {
-        let st = &ctx.vcpu().st;
-        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
-        let mut mem = CtxMem { ctx: &*ctx };
-        let insn = match mem.fetch_decode(&cpu, regs.rip) {
-            Ok(i) => i,
+        let (_, _, insn) = match current_insn(ctx) {
+            Ok(t) => t,
             Err(exit) => return Ok(exit),
         };
         let v = &mut ctx.vcpu().st;
@@ -1997,11 +1994,8 @@ impl<H: Hw> Svm<H> {
         ctx: &mut RunCtx<'_, O, Self>,
         what: InsnExit,
     ) -> KResult<Option<Exit>> {
-        let st = &ctx.vcpu().st;
-        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
-        let mut mem = CtxMem { ctx: &*ctx };
-        let insn = match mem.fetch_decode(&cpu, regs.rip) {
-            Ok(i) => i,
+        let (cpu, _, insn) = match current_insn(ctx) {
+            Ok(t) => t,
             Err(exit) => return Ok(exit),
         };
         let v = &mut ctx.vcpu().st;
@@ -2032,11 +2026,8 @@ impl<H: Hw> Svm<H> {
     /// model. `#UD` for DR8-DR15 and for DR4/DR5 with `CR4.DE`, `#GP(0)` outside CPL 0 and for
     /// DR6/DR7 values with bits 63:32 set; DR4/DR5 alias DR6/DR7 otherwise.
     fn dr_exit<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>) -> KResult<Option<Exit>> {
-        let st = &ctx.vcpu().st;
-        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
-        let mut mem = CtxMem { ctx: &*ctx };
-        let insn = match mem.fetch_decode(&cpu, regs.rip) {
-            Ok(i) => i,
+        let (cpu, _, insn) = match current_insn(ctx) {
+            Ok(t) => t,
             Err(exit) => return Ok(exit),
         };
         let (Some(m), decode::Map::Ox0F, op @ (0x21 | 0x23)) = (insn.modrm, insn.map, insn.opcode)
@@ -2099,17 +2090,17 @@ impl<H: Hw> Svm<H> {
     /// decodes the instruction at RIP (TCG gives no decode assists), applies it with the
     /// architectural checks or queues `#GP(0)`, and steps RIP past it.
     fn cr_write_exit<O: Os>(&self, ctx: &mut RunCtx<'_, O, Self>, cr: u8) -> KResult<Option<Exit>> {
-        let st = &ctx.vcpu().st;
-        let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
-        let cs_long = st
+        let (cpu, regs, insn) = match current_insn(ctx) {
+            Ok(t) => t,
+            Err(exit) => return Ok(exit),
+        };
+        let cs_long = ctx
+            .vcpu()
+            .st
             .segs
             .get(crate::state::seg::CS)
             .is_some_and(|s| s.attrib & (1 << 9) != 0); // VMCB attrib: L is bit 9
         let mut mem = CtxMem { ctx: &*ctx };
-        let insn = match mem.fetch_decode(&cpu, regs.rip) {
-            Ok(i) => i,
-            Err(exit) => return Ok(exit),
-        };
         let w = match crwrite::decode(&insn, &regs) {
             Ok(Some(w)) => w,
             Ok(None) => {
@@ -2165,11 +2156,8 @@ impl<H: Hw> Svm<H> {
         ctx: &mut RunCtx<'_, O, Self>,
         io: IoExit,
     ) -> KResult<Option<Exit>> {
-        let st = &ctx.vcpu().st;
-        let (cpu, mut regs) = (CpuCtx::from_state(st), st.regs);
-        let mut mem = CtxMem { ctx: &*ctx };
-        let insn = match mem.fetch_decode(&cpu, regs.rip) {
-            Ok(i) => i,
+        let (cpu, mut regs, insn) = match current_insn(ctx) {
+            Ok(t) => t,
             Err(exit) => return Ok(exit),
         };
         let sio = match emulate::string_io(&insn, &regs) {
@@ -2198,6 +2186,7 @@ impl<H: Hw> Svm<H> {
             user: cpu.cpl == 3,
             ac: regs.rflags & (1 << 18) != 0,
         };
+        let mut mem = CtxMem { ctx: &*ctx };
         let gpa = match walk::translate(&mut mem, &cpu.paging, linear, acc) {
             Ok(g) => g,
             Err(e) => return Ok(emu_fail(EmuError::Fault(e), insn.bytes, insn.len)),
@@ -2292,6 +2281,18 @@ fn emu_fail(error: EmuError, bytes: [u8; 15], len: u8) -> Option<Exit> {
     Some(Exit::EmulationFailure(
         emulate::Failure { error, bytes, len }.emulation_failure(),
     ))
+}
+
+/// The instruction at the vCPU's CS:RIP, fetched and decoded (no decode assists or next-RIP
+/// under TCG), with the CPU context and registers it was decoded against; `Err` holds the
+/// emulation-failure exit for bytes that cannot be fetched or decoded.
+fn current_insn<O: Os, H: Hw>(
+    ctx: &mut RunCtx<'_, O, Svm<H>>,
+) -> Result<(CpuCtx, KvmRegs, decode::Insn), Option<Exit>> {
+    let st = &ctx.vcpu().st;
+    let (cpu, regs) = (CpuCtx::from_state(st), st.regs);
+    let insn = CtxMem { ctx: &*ctx }.fetch_decode(&cpu, regs.rip)?;
+    Ok((cpu, regs, insn))
 }
 
 /// Guest physical memory (address space 0) through the run context's memslots, for

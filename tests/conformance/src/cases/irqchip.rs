@@ -421,10 +421,10 @@ const HANDLER: u64 = 0x2000;
 /// GPA of the 32-bit handler.
 const HANDLER32: u64 = 0x3000;
 
-fn pic_guest(ctx: &Ctx) -> CaseResult {
-    let (kvm, _) = ctx.vm()?;
-    need(&kvm, Cap::Irqchip)?;
-    let code = Code::new()
+/// Real-mode code that sets the PIC pair up as a PC BIOS does (edge-triggered, the slave on
+/// IR2, the master's vectors at 0x20-0x27, 8086 mode) with the master's mask `imr`.
+fn pic_init(imr: u8) -> Code {
+    Code::new()
         .op_b(&[0xB0], 0x11) // mov al, 0x11 (ICW1: edge, cascade, ICW4)
         .op_b(&[0xE6], 0x20) // out 0x20, al
         .op_b(&[0xB0], 0x20) // mov al, 0x20 (ICW2: vectors 0x20-0x27)
@@ -433,14 +433,20 @@ fn pic_guest(ctx: &Ctx) -> CaseResult {
         .op_b(&[0xE6], 0x21) // out 0x21, al
         .op_b(&[0xB0], 0x01) // mov al, 1 (ICW4: 8086 mode)
         .op_b(&[0xE6], 0x21) // out 0x21, al
-        .op_b(&[0xB0], 0xfd) // mov al, 0xfd (OCW1: only IR1)
+        .op_b(&[0xB0], imr) // mov al, imr (OCW1)
         .op_b(&[0xE6], 0x21) // out 0x21, al
-        .op_b(&[0xE6], 0x10) // out 0x10, al (ready)
-        .op(&[0xFB]) // sti
-        .op(&[0xF4]); // hlt
-    let g = Guest::with_hook(ctx, Mode::Real, &code, 0, |vm| {
-        want_ret(vm.create_irqchip(), 0, "CREATE_IRQCHIP")
-    })?;
+}
+
+/// A real-mode guest running `code` on a VM that `hook` set up, with its stack at [`SP`] in
+/// segment 0 and IVT entry `vector` pointing at a handler that reports `vector` on port 0x11
+/// and halts.
+fn real_mode_irq_guest(
+    ctx: &Ctx,
+    code: &Code,
+    vector: u8,
+    hook: impl FnOnce(&Vm) -> Result<(), String>,
+) -> Result<Guest, String> {
+    let g = Guest::with_hook(ctx, Mode::Real, code, 0, hook)?;
     let mut r = g.regs()?;
     r.rsp = SP;
     g.vcpu.set_regs(&r).ctx("SET_REGS")?;
@@ -448,15 +454,29 @@ fn pic_guest(ctx: &Ctx) -> CaseResult {
     s.ss.base = 0;
     s.ss.selector = 0;
     g.vcpu.set_sregs(&s).ctx("SET_SREGS")?;
-    // IVT entry 0x21 -> HANDLER: mov al, 0x21; out 0x11, al; hlt.
-    let at = HANDLER + 0x21 * 0x10;
+    // The handler: mov al, vector; out 0x11, al; hlt.
+    let at = HANDLER + u64::from(vector) * 0x10;
     let h = Code::new()
-        .op_b(&[0xB0], 0x21)
+        .op_b(&[0xB0], vector)
         .op_b(&[0xE6], 0x11)
         .op(&[0xF4]);
     g.mem.write(at, &h.0);
+    // CAST: the handler sits below 1 MiB.
     let seg = ((at >> 4) as u16).to_le_bytes();
-    g.mem.write(0x21 * 4, &[0, 0, seg[0], seg[1]]);
+    g.mem.write(u64::from(vector) * 4, &[0, 0, seg[0], seg[1]]);
+    Ok(g)
+}
+
+fn pic_guest(ctx: &Ctx) -> CaseResult {
+    let (kvm, _) = ctx.vm()?;
+    need(&kvm, Cap::Irqchip)?;
+    let code = pic_init(0xfd) // only IR1
+        .op_b(&[0xE6], 0x10) // out 0x10, al (ready)
+        .op(&[0xFB]) // sti
+        .op(&[0xF4]); // hlt
+    let g = real_mode_irq_guest(ctx, &code, 0x21, |vm| {
+        want_ret(vm.create_irqchip(), 0, "CREATE_IRQCHIP")
+    })?;
     g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
     let m = get_chip(&g.vm, KVM_IRQCHIP_PIC_MASTER)
         .ctx("GET_IRQCHIP")?
@@ -1098,17 +1118,7 @@ fn pit_read_guest(ctx: &Ctx) -> CaseResult {
 
 fn pit_irq_guest(ctx: &Ctx) -> CaseResult {
     need(&ctx.kvm()?, Cap::Pit2)?;
-    let code = Code::new()
-        .op_b(&[0xB0], 0x11) // mov al, 0x11 (ICW1: edge, cascade, ICW4)
-        .op_b(&[0xE6], 0x20) // out 0x20, al
-        .op_b(&[0xB0], 0x20) // mov al, 0x20 (ICW2: vectors 0x20-0x27)
-        .op_b(&[0xE6], 0x21) // out 0x21, al
-        .op_b(&[0xB0], 0x04) // mov al, 4 (ICW3: slave on IR2)
-        .op_b(&[0xE6], 0x21) // out 0x21, al
-        .op_b(&[0xB0], 0x01) // mov al, 1 (ICW4: 8086 mode)
-        .op_b(&[0xE6], 0x21) // out 0x21, al
-        .op_b(&[0xB0], 0xfe) // mov al, 0xfe (OCW1: only IR0)
-        .op_b(&[0xE6], 0x21) // out 0x21, al
+    let code = pic_init(0xfe) // only IR0
         .op_b(&[0xB0], 0x34) // mov al, 0x34 (counter 0, LSB then MSB, mode 2)
         .op_b(&[0xE6], 0x43) // out 0x43, al
         .op_b(&[0xB0], 0x9c) // mov al, 0x9c
@@ -1117,26 +1127,11 @@ fn pit_irq_guest(ctx: &Ctx) -> CaseResult {
         .op_b(&[0xE6], 0x40) // out 0x40, al: count 11932, 10 ms
         .op(&[0xFB]) // sti
         .op(&[0xF4]); // hlt
-    let g = Guest::with_hook(ctx, Mode::Real, &code, 0, |vm| {
+    // IRQ 0 is vector 0x20.
+    let g = real_mode_irq_guest(ctx, &code, 0x20, |vm| {
         want_ret(vm.create_irqchip(), 0, "CREATE_IRQCHIP")?;
         want_ret(create_pit(vm, KVM_PIT_SPEAKER_DUMMY), 0, "CREATE_PIT2")
     })?;
-    let mut r = g.regs()?;
-    r.rsp = SP;
-    g.vcpu.set_regs(&r).ctx("SET_REGS")?;
-    let mut s = g.sregs()?;
-    s.ss.base = 0;
-    s.ss.selector = 0;
-    g.vcpu.set_sregs(&s).ctx("SET_SREGS")?;
-    // IVT entry 0x20 (IRQ 0) -> HANDLER: mov al, 0x20; out 0x11, al; hlt.
-    let at = HANDLER + 0x20 * 0x10;
-    let h = Code::new()
-        .op_b(&[0xB0], 0x20)
-        .op_b(&[0xE6], 0x11)
-        .op(&[0xF4]);
-    g.mem.write(at, &h.0);
-    let seg = ((at >> 4) as u16).to_le_bytes();
-    g.mem.write(0x20 * 4, &[0, 0, seg[0], seg[1]]);
     // Everything up to the timer's interrupt stays in the kernel.
     let io = g.run_io(KVM_EXIT_IO_OUT, 1, 0x11, 1)?;
     check_eq!(
