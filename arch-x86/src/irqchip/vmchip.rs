@@ -8,7 +8,7 @@
 //! without taking a mutex.
 
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use kvmport_core::abi::KvmIrqchipChip;
 use kvmport_core::abi::x86::{
@@ -90,6 +90,9 @@ pub struct VmChip<O: Os> {
     /// `KVM_SET_GSI_ROUTING`'s table; `None` for the default routing. Never held together
     /// with the other locks.
     routing: O::Mutex<Option<Routing>>,
+    /// When the PIT's next tick is due (host ns), `u64::MAX` when none: read without the
+    /// chips' lock on every entry of vCPU 0, written under it.
+    pit_next: AtomicU64,
 }
 
 /// What [`VmChip::prepare_entry`] decided.
@@ -119,6 +122,7 @@ impl<O: Os> VmChip<O> {
             chips: Lock::new(Chips::default())?,
             pic_int: AtomicBool::new(false),
             routing: Lock::new(None)?,
+            pit_next: AtomicU64::new(u64::MAX),
         })
     }
 
@@ -247,13 +251,22 @@ impl<O: Os> VmChip<O> {
     /// `KVM_SET_PIT2`: `false` without a PIT.
     pub fn set_pit(&self, os: &O, s: &KvmPitState2) -> bool {
         let now = os.time_monotonic_ns();
-        match self.chips.lock().pit.as_mut() {
+        let mut chips = self.chips.lock();
+        match chips.pit.as_mut() {
             Some(p) => {
                 p.set_state(s, now);
+                self.pit_changed(p);
                 true
             }
             None => false,
         }
+    }
+
+    /// Publishes the PIT's next deadline for [`VmChip::poll_pit`]'s lock-free check (called
+    /// with the chips' lock held).
+    fn pit_changed(&self, p: &Pit) {
+        self.pit_next
+            .store(p.next_deadline().unwrap_or(u64::MAX), Ordering::Release);
     }
 
     /// `KVM_REINJECT_CONTROL`: `false` without a PIT.
@@ -271,10 +284,17 @@ impl<O: Os> VmChip<O> {
     /// when the next one is due, if counter 0 runs. Called by vCPU 0 before each entry and
     /// while it halts.
     pub fn poll_pit(&self, os: &O, now_ns: u64) -> Option<u64> {
+        match self.pit_next.load(Ordering::Acquire) {
+            u64::MAX => return None,
+            next if now_ns < next => return Some(next),
+            _ => {}
+        }
         let (ticks, next) = {
             let mut chips = self.chips.lock();
             let p = chips.pit.as_mut()?;
-            (p.poll(now_ns), p.next_deadline())
+            let ticks = p.poll(now_ns);
+            self.pit_changed(p);
+            (ticks, p.next_deadline())
         };
         if ticks > 0 {
             self.set_gsi(os, 0, true);
@@ -296,6 +316,7 @@ impl<O: Os> VmChip<O> {
             };
             if out {
                 p.port_write(port, data.first().copied().unwrap_or(0), now);
+                self.pit_changed(p);
             } else {
                 data.fill(0);
                 if let Some(b) = data.first_mut() {
