@@ -243,6 +243,9 @@ pub struct SvmVcpu<O: Os> {
     queued_exit: Option<Exit>,
     /// The local APIC, with an in-kernel irqchip.
     irq: Option<VcpuIrq<O>>,
+    /// With an in-kernel irqchip: the CR8 value last made equal to the APIC's TPR[7:4], to
+    /// tell whether the guest (through V_TPR) or `KVM_SET_SREGS` changed CR8 since.
+    cr8_synced: u64,
     /// The irqchip has an interrupt the guest cannot take yet: run with a VINTR window.
     irq_window: bool,
     /// An `RDMSR` (true) or `WRMSR` (false) that went to user space; RIP is still on it.
@@ -1098,6 +1101,7 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
         };
         Ok(SvmVcpu {
             irq,
+            cr8_synced: 0,
             irq_window: false,
             st,
             vmcb,
@@ -1278,6 +1282,19 @@ impl<O: Os, H: Hw> Arch<O> for Svm<H> {
             cr8: st.cr8,
             apic_base: st.apic_base,
         }
+    }
+
+    /// Without an in-kernel APIC, `kvm_run.cr8` is the guest's CR8 (`EINVAL` above 15);
+    /// with one, CR8 is the APIC's TPR and the field is ignored, as on Linux.
+    fn vcpu_import_cr8(&self, vcpu: &mut SvmVcpu<O>, cr8: u64) -> KResult<()> {
+        if vcpu.irq.is_some() {
+            return Ok(());
+        }
+        if cr8 & !0xf != 0 {
+            return Err(Errno::EINVAL);
+        }
+        vcpu.st.cr8 = cr8;
+        Ok(())
     }
 
     /// Imports in the order KVM documents (regs, sregs, events), each as its `KVM_SET_*`
@@ -1539,6 +1556,9 @@ impl<H: Hw> Svm<H> {
         let inj = vmrun::take_event(&mut v.st.events, nmi_ok);
         let window = request_window && !v.st.events.irq_injected && inj == 0;
         setup_control(&mut v.img, vm.asid, iopm, msrpm, ncr3, inj);
+        // CR8 is V_TPR while the guest runs (V_INTR_MASKING).
+        let vintr = v.img.u64(ctl::VINTR);
+        v.img.set_u64(ctl::VINTR, vintr | (v.st.cr8 & 0xf));
         let mut misc = misc1_intercepts();
         if v.hlt_in_guest {
             misc &= !misc1::HLT;
@@ -1650,6 +1670,7 @@ impl<H: Hw> Svm<H> {
         // CAST: the low 32 bits (TCG stores VMEXIT_INVALID zero-extended).
         if exit.code as u32 != code::INVALID {
             vmrun::store_guest(&v.img, &mut v.st);
+            irq::cr8_to_tpr(v);
             if step_tf {
                 v.st.regs.rflags &= !RFLAGS_TF;
             }

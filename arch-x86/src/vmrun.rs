@@ -500,6 +500,8 @@ pub fn store_guest(img: &VmcbImage, v: &mut VcpuState) {
     v.regs.rip = img.u64(save::RIP);
     v.regs.rsp = img.u64(save::RSP);
     v.regs.rax = img.u64(save::RAX);
+    // CR8 ran as V_TPR (V_INTR_MASKING): a guest's MOV CR8 changed only that.
+    v.cr8 = img.u64(ctl::VINTR) & 0xf;
     v.events.int_shadow = img.u64(ctl::INT_STATE) & 1 != 0;
     let m = &mut v.msrs;
     m.star = img.u64(save::STAR);

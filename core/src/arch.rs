@@ -323,6 +323,13 @@ pub trait Arch<O: Os>: Sized + Send + Sync + 'static {
         let _ = vcpu;
         RunFlags::default()
     }
+    /// `kvm_run.cr8` at the start of every `KVM_RUN` (after the sync-regs import): Linux
+    /// loads it as the guest's CR8 when the vCPU has no in-kernel local APIC, and fails the
+    /// run with `EINVAL` for a value above 15. The default ignores it.
+    fn vcpu_import_cr8(&self, vcpu: &mut Self::Vcpu, cr8: u64) -> KResult<()> {
+        let _ = (vcpu, cr8);
+        Ok(())
+    }
     /// Imports the `kvm_run.s` fields named by `dirty` (only bits of
     /// [`ArchLimits::sync_regs`]) before a run, as the matching `KVM_SET_*` would.
     fn vcpu_sync_import(

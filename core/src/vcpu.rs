@@ -314,6 +314,8 @@ impl<P: Platform> VcpuFile<P> {
             arch.vcpu_sync_import(&mut inner.arch, dirty, &area)?;
             page_set(run, offset_of!(KvmRun, kvm_dirty_regs), &0u64)?;
         }
+        let cr8: u64 = page_get(run, offset_of!(KvmRun, cr8))?;
+        arch.vcpu_import_cr8(&mut inner.arch, cr8)?;
         let mut ctx = RunCtx::<P::Os, P::Arch> {
             os,
             vm: vm.arch_state(),

@@ -162,6 +162,35 @@ pub(super) fn pit_ioctl<O: Os>(os: &O, vm: &SvmVm<O>, cmd: u32, arg: u64) -> KRe
     Ok(0)
 }
 
+/// With an in-kernel APIC, CR8 is its TPR[7:4] (as on Linux KVM). After an exit: a CR8 the
+/// guest changed (through V_TPR) becomes the TPR.
+pub(super) fn cr8_to_tpr<O: Os>(v: &mut super::SvmVcpu<O>) {
+    let Some(irq) = &v.irq else {
+        return;
+    };
+    if v.st.cr8 != v.cr8_synced {
+        // CAST: CR8 is four bits.
+        irq.slot
+            .lapic
+            .lock()
+            .write_reg(lapic::reg::TPR, ((v.st.cr8 & 0xf) << 4) as u32, 0);
+        v.cr8_synced = v.st.cr8;
+    }
+}
+
+/// Before an entry, with an in-kernel APIC: a CR8 that `KVM_SET_SREGS` changed becomes the
+/// TPR ([`cr8_to_tpr`]), then CR8 follows the TPR (which the guest's xAPIC MMIO or
+/// `KVM_SET_LAPIC` may have changed).
+fn tpr_to_cr8<O: Os>(v: &mut super::SvmVcpu<O>) {
+    cr8_to_tpr(v);
+    let Some(irq) = &v.irq else {
+        return;
+    };
+    let tpr = irq.slot.lapic.lock().get(lapic::reg::TPR);
+    v.st.cr8 = u64::from(tpr >> 4) & 0xf;
+    v.cr8_synced = v.st.cr8;
+}
+
 /// The VM's irqchip, if created.
 pub(super) fn vm_chip<O: Os>(vm: &SvmVm<O>) -> Option<KArc<VmChip<O>>> {
     vm.irq.lock().chip.as_ref().and_then(|c| c.try_clone().ok())
@@ -288,6 +317,7 @@ impl<H: Hw> Svm<H> {
         }
         let now = os.time_monotonic_ns();
         let v = ctx.vcpu();
+        tpr_to_cr8(v);
         v.irq_window = chip.prepare_entry(&slot, &mut v.st, now) == Entry::Window;
         Ok(None)
     }

@@ -55,6 +55,7 @@ pub static CASES: &[Case] = crate::cases![
     "irqchip.pit.reset_state_and_roundtrip" => pit_state,
     guest "irqchip.pit_counter_read_in_guest" => pit_read_guest,
     guest "irqchip.pit_irq0_delivered_real_mode" => pit_irq_guest,
+    guest "irqchip.cr8_is_the_apic_tpr" => cr8_tpr_guest,
 ];
 
 /// A VM with an in-kernel irqchip (the case is skipped without `KVM_CAP_IRQCHIP`).
@@ -1139,5 +1140,34 @@ fn pit_irq_guest(ctx: &Ctx) -> CaseResult {
         vec![0x20],
         "IRQ 0's vector the handler reports"
     );
+    Ok(())
+}
+
+fn cr8_tpr_guest(ctx: &Ctx) -> CaseResult {
+    let code = Code::new()
+        .op_d(&[0xB8], 5) // mov eax, 5
+        .op(&[0x44, 0x0F, 0x22, 0xC0]) // mov cr8, rax
+        .op_b(&[0xE6], 0x10) // out 0x10, al (an exit)
+        .op(&[0x44, 0x0F, 0x20, 0xC0]) // mov rax, cr8
+        .op_b(&[0xE6], 0x11) // out 0x11, al
+        .op(&[0xF4]); // hlt
+    let g = Guest::with_hook(ctx, Mode::Long64, &code, 0, |vm| {
+        need(&ctx.kvm()?, Cap::Irqchip)?;
+        want_ret(vm.create_irqchip(), 0, "CREATE_IRQCHIP")
+    })?;
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
+    let s: KvmLapicState = g.vcpu.fd().ioctl_read(KVM_GET_LAPIC).ctx("GET_LAPIC")?;
+    check_eq!(word(&s, 0x80), 0x50, "TPR after the guest's MOV CR8, 5");
+    check_eq!(g.sregs()?.cr8, 5, "KVM_GET_SREGS cr8");
+    // The TPR set through KVM_SET_LAPIC is the CR8 the guest reads.
+    let mut s = s;
+    s.regs[0x80..0x84].copy_from_slice(&0x70u32.to_le_bytes());
+    g.vcpu
+        .fd()
+        .ioctl_write(KVM_SET_LAPIC, &s)
+        .ctx("SET_LAPIC")?;
+    let io = g.run_io(KVM_EXIT_IO_OUT, 1, 0x11, 1)?;
+    check_eq!(g.run.pio_data(&io), vec![7], "CR8 after TPR 0x70");
+    // (The HLT that follows would wait in the kernel: the APIC is in the kernel.)
     Ok(())
 }

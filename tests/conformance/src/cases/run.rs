@@ -86,6 +86,7 @@ pub static CASES: &[Case] = crate::cases![
     guest "run.ioeventfd.datamatch" => ioev_datamatch,
     guest "run.ioeventfd.mmio_no_exit" => ioev_mmio,
     guest "run.smp.parallel_vcpus" => smp,
+    guest "run.cr8.guest_write_kept_and_run_cr8_loaded" => cr8_guest,
 ];
 
 /// The PIO data area's offset in the vCPU mapping (`KVM_PIO_PAGE_OFFSET` pages).
@@ -1261,4 +1262,35 @@ fn smp(ctx: &Ctx) -> CaseResult {
     }
     check!(g.regs()?.rip == CODE, "vCPU 0 never ran");
     Ok(())
+}
+
+fn cr8_guest(ctx: &Ctx) -> CaseResult {
+    let code = Code::new()
+        .op_d(&[0xB8], 5) // mov eax, 5
+        .op(&[0x44, 0x0F, 0x22, 0xC0]) // mov cr8, rax
+        .op_b(&[0xE6], 0x10) // out 0x10, al (an exit)
+        .op(&[0x44, 0x0F, 0x20, 0xC0]) // mov rax, cr8
+        .op_b(&[0xE6], 0x11) // out 0x11, al
+        .op(&[0x44, 0x0F, 0x20, 0xC0]) // mov rax, cr8
+        .op_b(&[0xE6], 0x12) // out 0x12, al
+        .op(&[0xF4]); // hlt
+    let g = Guest::new(ctx, Mode::Long64, &code)?;
+    let cr8_off = std::mem::offset_of!(KvmRun, cr8);
+    g.run_io(KVM_EXIT_IO_OUT, 1, 0x10, 1)?;
+    check_eq!(
+        g.sregs()?.cr8,
+        5,
+        "KVM_GET_SREGS cr8 after the guest's MOV CR8"
+    );
+    check_eq!(g.run.read::<u64>(cr8_off), 5, "kvm_run.cr8 at the exit");
+    // Across the exit the guest still reads its own value.
+    let io = g.run_io(KVM_EXIT_IO_OUT, 1, 0x11, 1)?;
+    check_eq!(g.run.pio_data(&io), vec![5], "CR8 the guest reads back");
+    // Without an in-kernel APIC, KVM_RUN loads kvm_run.cr8 (above 15: EINVAL).
+    g.run.write(cr8_off, &16u64);
+    want_err(g.run_raw()?, Errno::EINVAL, "KVM_RUN with kvm_run.cr8 16")?;
+    g.run.write(cr8_off, &9u64);
+    let io = g.run_io(KVM_EXIT_IO_OUT, 1, 0x12, 1)?;
+    check_eq!(g.run.pio_data(&io), vec![9], "CR8 after kvm_run.cr8 = 9");
+    g.run_hlt()
 }
