@@ -8,6 +8,7 @@
 use crate::guest::{Code, Guest, Mode};
 use crate::harness::{Case, CaseResult, Ctx, OrFail};
 use crate::{check_eq, check_hex};
+use kvmport_client::Vm;
 use kvmport_core::abi::{KVM_EXIT_IO_OUT, KVM_EXIT_IRQ_WINDOW_OPEN, KvmRun};
 use std::mem::offset_of;
 
@@ -26,7 +27,7 @@ const HANDLER: u64 = 0x2000;
 const SP: u64 = 0x8000;
 
 /// Points IVT entry `vector` at a handler that reports `vector` on port 0x11 and halts.
-fn install_handler(g: &Guest, vector: u8) {
+pub(crate) fn install_handler(g: &Guest, vector: u8) {
     let at = HANDLER + u64::from(vector) * 0x10;
     let code = Code::new()
         .op_b(&[0xB0], vector) // mov al, vector
@@ -42,7 +43,16 @@ fn install_handler(g: &Guest, vector: u8) {
 
 /// A real-mode guest running `code`, with SS:SP = 0:[`SP`].
 fn guest(ctx: &Ctx, code: &Code) -> Result<Guest, String> {
-    let g = Guest::new(ctx, Mode::Real, code)?;
+    real_mode_guest(ctx, code, |_| Ok(()))
+}
+
+/// [`guest`] on a VM that `hook` sets up first (see [`Guest::with_hook`]).
+pub(crate) fn real_mode_guest(
+    ctx: &Ctx,
+    code: &Code,
+    hook: impl FnOnce(&Vm) -> Result<(), String>,
+) -> Result<Guest, String> {
+    let g = Guest::with_hook(ctx, Mode::Real, code, 0, hook)?;
     let mut r = g.regs()?;
     r.rsp = SP;
     g.vcpu.set_regs(&r).ctx("SET_REGS")?;

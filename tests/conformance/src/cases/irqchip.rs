@@ -6,6 +6,7 @@
 //! `KVM_SET_GSI_ROUTING` (its checks, and `KVM_IRQ_LINE` following the table) and MSIs,
 //! signalled with `KVM_SIGNAL_MSI` or through an MSI route.
 
+use crate::cases::irq;
 use crate::check_eq;
 use crate::guest::{CODE_N, Code, Guest, IDT, Mode, SEL_CODE32, run_guarded};
 use crate::harness::{Case, CaseResult, Ctx, OrFail, need, want_err, want_ret};
@@ -415,10 +416,6 @@ fn mp_states(ctx: &Ctx) -> CaseResult {
     Ok(())
 }
 
-/// Real-mode stack (SS base 0).
-const SP: u64 = 0x8000;
-/// GPA of the real-mode interrupt handlers.
-const HANDLER: u64 = 0x2000;
 /// GPA of the 32-bit handler.
 const HANDLER32: u64 = 0x3000;
 
@@ -438,33 +435,16 @@ fn pic_init(imr: u8) -> Code {
         .op_b(&[0xE6], 0x21) // out 0x21, al
 }
 
-/// A real-mode guest running `code` on a VM that `hook` set up, with its stack at [`SP`] in
-/// segment 0 and IVT entry `vector` pointing at a handler that reports `vector` on port 0x11
-/// and halts.
+/// A real-mode guest (see [`irq::real_mode_guest`]) running `code` on a VM that `hook` set
+/// up, whose IVT entry `vector` points at a handler that reports `vector` on port 0x11.
 fn real_mode_irq_guest(
     ctx: &Ctx,
     code: &Code,
     vector: u8,
     hook: impl FnOnce(&Vm) -> Result<(), String>,
 ) -> Result<Guest, String> {
-    let g = Guest::with_hook(ctx, Mode::Real, code, 0, hook)?;
-    let mut r = g.regs()?;
-    r.rsp = SP;
-    g.vcpu.set_regs(&r).ctx("SET_REGS")?;
-    let mut s = g.sregs()?;
-    s.ss.base = 0;
-    s.ss.selector = 0;
-    g.vcpu.set_sregs(&s).ctx("SET_SREGS")?;
-    // The handler: mov al, vector; out 0x11, al; hlt.
-    let at = HANDLER + u64::from(vector) * 0x10;
-    let h = Code::new()
-        .op_b(&[0xB0], vector)
-        .op_b(&[0xE6], 0x11)
-        .op(&[0xF4]);
-    g.mem.write(at, &h.0);
-    // CAST: the handler sits below 1 MiB.
-    let seg = ((at >> 4) as u16).to_le_bytes();
-    g.mem.write(u64::from(vector) * 4, &[0, 0, seg[0], seg[1]]);
+    let g = irq::real_mode_guest(ctx, code, hook)?;
+    irq::install_handler(&g, vector);
     Ok(g)
 }
 
